@@ -350,30 +350,30 @@ def bin_spikes(spike_times: Sequence[NDArray[np.float64]], support: NDArray[np.f
     n_per = _bins_per_interval(support, bin_size)
     offsets = np.concatenate([[0], np.cumsum(n_per)])
     n_bins, n_units = int(offsets[-1]), len(spike_times)
-    # Per-unit global row index of each spike.
-    rows = []
+    # Per unit: the (sorted) rows that hold spikes and how many spikes each holds. Spike
+    # times are sorted, so run-length encoding is O(spikes) with no O(bins) temporaries.
+    rows, counts_per_row = [], []
     for train in spike_times:
         k = np.clip(np.searchsorted(support[:, 0], train, side="right") - 1, 0, len(support) - 1)
         local = np.floor((train - support[k, 0]) / bin_size).astype(np.int64)
-        rows.append(offsets[k] + np.clip(local, 0, n_per[k] - 1))
-    max_count = max((int(np.bincount(r).max()) if r.size else 0) for r in rows) if counts else 1
+        row = offsets[k] + np.clip(local, 0, n_per[k] - 1)
+        first = np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if row.size else np.zeros(0, np.int64)
+        rows.append(row[first])
+        counts_per_row.append(np.diff(np.r_[first, row.size]))
+    max_count = max((int(c.max()) for c in counts_per_row if c.size), default=1) if counts else 1
     store_dtype = np.dtype(bool) if not counts else np.min_scalar_type(max(max_count, 1))
     limit = default_max_dense_bytes() if max_dense_bytes is None else int(max_dense_bytes)
     if n_bins * n_units * store_dtype.itemsize <= limit:
         # Unit-major (Fortran) storage: each unit's bins are contiguous, so filling is a
         # streaming write per unit rather than a strided scatter over a T x N array.
         data = np.zeros((n_bins, n_units), dtype=store_dtype, order="F")
-        for j, r in enumerate(rows):
-            if counts:
-                data[:, j] = np.bincount(r, minlength=n_bins).astype(store_dtype, copy=False)
-            else:
-                data[r, j] = True
+        for j, (row, cnt) in enumerate(zip(rows, counts_per_row, strict=True)):
+            data[row, j] = cnt if counts else True
     else:
         col = np.repeat(np.arange(n_units), [r.size for r in rows])
         row = np.concatenate([*rows, np.zeros(0, np.int64)])
-        mat = sp.coo_array((np.ones(row.size, dtype=np.int64), (row, col)), shape=(n_bins, n_units))
-        data = sp.csr_array(mat)
-        data.sum_duplicates()
-        data = (data > 0) if not counts else data.astype(store_dtype)
+        values = np.concatenate([*counts_per_row, np.zeros(0, np.int64)])
+        data = sp.csr_array(sp.coo_array((values.astype(store_dtype) if counts else values > 0, (row, col)),
+                                         shape=(n_bins, n_units)))
     return Raster(data, bin_size, float(support[0, 0]) if len(support) else 0.0, unit_ids,
                   n_per, support[:, 0])

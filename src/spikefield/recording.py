@@ -20,7 +20,8 @@ __all__ = ["Recording"]
 def _spike_train(values: ArrayLike, unit_id: Any, source: str) -> NDArray[np.float64]:
     where = f"{source}: unit {unit_id!r}"
     try:
-        arr = np.asarray(values, dtype=np.float64)
+        # Always copy: the Recording freezes its arrays and must never freeze or alias the user's.
+        arr = np.array(values, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as exc:
         raise RecordingError(f"{where}: spike times are not numbers ({exc}).") from exc
     arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
@@ -29,12 +30,12 @@ def _spike_train(values: ArrayLike, unit_id: Any, source: str) -> NDArray[np.flo
     if not np.all(np.isfinite(arr)):
         k = int(np.flatnonzero(~np.isfinite(arr))[0])
         raise RecordingError(
-            f"{where}: spike time at index {k} is {arr[k]!r}; expected finite times in seconds."
+            f"{where}: spike time at index {k} is {float(arr[k])}; expected finite times in seconds."
         )
     if arr.size > 1 and np.any(np.diff(arr) < 0):
         k = int(np.flatnonzero(np.diff(arr) < 0)[0])
         raise RecordingError(
-            f"{where}: spike times are not sorted (index {k + 1}: {arr[k + 1]!r} < {arr[k]!r}); "
+            f"{where}: spike times are not sorted (index {k + 1}: {float(arr[k + 1])} < {float(arr[k])}); "
             "sort them (np.sort) before building a Recording."
         )
     arr.setflags(write=False)
@@ -118,12 +119,12 @@ class Recording:
     def _resolve_support(self, support: ArrayLike | None) -> NDArray[np.float64]:
         if support is not None:
             sup = as_intervals(support, name=f"{self._source}: support")
-            for uid, train in zip(self._unit_ids, self._trains, strict=True):
+            for uid, train in zip(self._unit_ids.tolist(), self._trains, strict=True):
                 outside = ~contains(sup, train)
                 if outside.any():
                     raise RecordingError(
                         f"{self._source}: {int(outside.sum())} spikes of unit {uid!r} lie outside "
-                        f"the given support (first at {train[outside][0]!r} s); spikes are never "
+                        f"the given support (first at {float(train[outside][0])} s); spikes are never "
                         "dropped silently: widen the support or select() a time window explicitly."
                     )
             return sup

@@ -1,0 +1,248 @@
+"""Shared helpers of :mod:`spikefield.memory`: validation, seeding, spin conversions, dynamics.
+
+The dynamics kernel :func:`run_dynamics` serves every network of the package (classical,
+sequence, fitted kinetic/equilibrium Ising): ``u = h + s Jᵀ`` is the local field, and a spin
+becomes ``sign(u)`` at zero temperature or ``+1`` with probability ``σ(2u/T)`` at temperature
+``T`` (Glauber). ``J[i, j]`` is the coupling from neuron j to neuron i, as everywhere in
+spikefield.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+
+from .._device import resolve_device
+from ..errors import ValidationError, did_you_mean
+
+__all__ = ["as_spins", "corrupt", "mattis_overlaps", "run_dynamics", "params_from_model"]
+
+MODES = ("async", "sync")
+
+
+def torch_generator(seed: int | None | np.random.SeedSequence, device: torch.device) -> torch.Generator:
+    """A torch generator on ``device`` seeded from ``seed`` (never the global RNG)."""
+    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
+    return generator
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float64 on the CPU (exact sums of ±1 terms); float32 on CUDA, where float64 is slow."""
+    return torch.float64 if device.type == "cpu" else torch.float32
+
+
+def as_spins(array: ArrayLike, name: str = "patterns", *, ndim: int = 2) -> NDArray[np.int8]:
+    """Validate a ±1 (or 0/1 / boolean) array and return it as int8 spins.
+
+    0/1 and boolean input is read as spikes (``1 -> +1``, ``0 -> -1``), following the spin
+    convention ``σ = 2·spike − 1``.
+
+    Examples
+    --------
+    >>> as_spins([[1, 0, 1]]).tolist()
+    [[1, -1, 1]]
+    """
+    arr = np.asarray(array)
+    if arr.ndim == ndim - 1 and ndim == 2:
+        arr = arr[None, :]
+    if arr.ndim != ndim or arr.size == 0:
+        raise ValidationError(f"{name} must be a non-empty {ndim}-D array of ±1 spins; got shape {arr.shape}.")
+    if arr.dtype == bool:
+        return np.where(arr, 1, -1).astype(np.int8)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValidationError(f"{name} must be numeric ±1 or 0/1 values; got dtype {arr.dtype}.")
+    values = np.unique(arr)
+    if np.all(np.isin(values, (-1, 1))):
+        return arr.astype(np.int8)
+    if np.all(np.isin(values, (0, 1))):
+        return (2 * arr - 1).astype(np.int8)
+    raise ValidationError(
+        f"{name} must hold ±1 spins (or 0/1 spikes); got values {values[:6].tolist()}."
+    )
+
+
+def check_fraction(value: float, name: str, *, low_open: bool = False) -> float:
+    """A number in [0, 1] (or (0, 1] with ``low_open``)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} must be a number in [0, 1]; got {value!r}.") from exc
+    if not (0.0 < value <= 1.0 if low_open else 0.0 <= value <= 1.0):
+        interval = "(0, 1]" if low_open else "[0, 1]"
+        raise ValidationError(f"{name} must lie in {interval}; got {value!r}.")
+    return value
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValidationError(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)
+
+
+def check_nonnegative(value: Any, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} must be a non-negative number; got {value!r}.") from exc
+    if not (np.isfinite(value) and value >= 0):
+        raise ValidationError(f"{name} must be a finite non-negative number; got {value!r}.")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValidationError(
+            f"{name} must be one of {list(choices)}; got {value!r}.{did_you_mean(value, choices)}"
+        )
+    return value
+
+
+def corrupt(patterns: ArrayLike, flip_fraction: float, *, seed: int | None = None) -> NDArray[np.int8]:
+    """Noisy cues: flip exactly ``round(flip_fraction·N)`` randomly chosen spins of each pattern.
+
+    Parameters
+    ----------
+    patterns : (P, N) array of ±1 (or 0/1)
+    flip_fraction : float in [0, 1]
+        Fraction of spins flipped per pattern; the initial overlap is ``1 − 2·flip_fraction``.
+    seed : int, optional
+
+    Returns
+    -------
+    (P, N) int8 array of ±1
+
+    Examples
+    --------
+    >>> cues = corrupt(np.ones((2, 10)), 0.2, seed=0)
+    >>> (cues == -1).sum(axis=1).tolist()
+    [2, 2]
+    """
+    spins = as_spins(patterns, "patterns")
+    flip_fraction = check_fraction(flip_fraction, "flip_fraction")
+    rng = np.random.default_rng(seed)
+    n_flip = int(round(flip_fraction * spins.shape[1]))
+    # argsort of uniforms gives an independent random subset per row in one vectorised call.
+    order = np.argsort(rng.random(spins.shape), axis=1)[:, :n_flip]
+    out = spins.copy()
+    np.put_along_axis(out, order, -np.take_along_axis(out, order, axis=1), axis=1)
+    return out
+
+
+def mattis_overlaps(states: ArrayLike, patterns: ArrayLike) -> NDArray[np.float64]:
+    """Overlaps ``m_μ = ξ^μ·s / N`` of states (..., N) with ±1 patterns (P, N) -> (..., P)."""
+    states = np.asarray(states, dtype=np.float64)
+    patterns = np.asarray(patterns, dtype=np.float64)
+    if states.shape[-1] != patterns.shape[-1]:
+        raise ValidationError(
+            f"states have {states.shape[-1]} neurons but patterns have {patterns.shape[-1]}."
+        )
+    return states @ patterns.T / patterns.shape[-1]
+
+
+def params_from_model(model_or_params: Any, name: str = "model") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(h, J) from a fitted estimator (attributes ``h_``, ``J_``) or an ``(h, J)`` pair."""
+    if hasattr(model_or_params, "J_"):
+        h = getattr(model_or_params, "h_", None)
+        J = np.asarray(model_or_params.J_, dtype=np.float64)
+        h = np.zeros(J.shape[0]) if h is None else np.asarray(h, dtype=np.float64)
+    elif isinstance(model_or_params, tuple | list) and len(model_or_params) == 2:
+        h, J = (np.asarray(a, dtype=np.float64) for a in model_or_params)
+    else:
+        raise ValidationError(
+            f"{name} must be a fitted model with h_ and J_ attributes (KineticIsing, EquilibriumIsing, "
+            f"Hopfield) or an (h, J) pair; got {type(model_or_params).__name__}."
+        )
+    if J.ndim != 2 or J.shape[0] != J.shape[1] or h.shape != (J.shape[0],):
+        raise ValidationError(
+            f"{name}: expected fields h of shape (N,) and couplings J of shape (N, N); got {h.shape} and {J.shape}."
+        )
+    if not (np.all(np.isfinite(h)) and np.all(np.isfinite(J))):
+        raise ValidationError(f"{name}: h and J must be finite.")
+    return h, J
+
+
+def _update(fields: torch.Tensor, previous: torch.Tensor, temperature: float,
+            generator: torch.Generator) -> torch.Tensor:
+    """New spins from local fields: sign at T = 0 (a zero field keeps the old spin), Glauber at T > 0."""
+    if temperature == 0:
+        return torch.where(fields > 0, 1.0, torch.where(fields < 0, -1.0, previous)).to(previous.dtype)
+    p_up = torch.sigmoid(2.0 * fields / temperature)
+    uniform = torch.rand(p_up.shape, generator=generator, device=p_up.device, dtype=p_up.dtype)
+    return torch.where(uniform < p_up, 1.0, -1.0).to(previous.dtype)
+
+
+def run_dynamics(states: torch.Tensor, couplings: torch.Tensor, fields: torch.Tensor | None, steps: int, *,
+                 temperature: float = 0.0, mode: str = "async",
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Run ``steps`` sweeps of Hopfield/Glauber dynamics on a batch of states.
+
+    ``sync``: all spins at once, ``s ← f(h + s Jᵀ)`` (the kinetic Ising / parallel update).
+    ``async``: one sweep visits every neuron once in a random order (shared by the batch), each
+    update seeing the spins already changed in the sweep (the classical Hopfield update, which
+    converges to fixed points when J is symmetric with a non-negative diagonal).
+
+    Parameters
+    ----------
+    states : Tensor (B, N) of ±1
+        Initial states (not modified).
+    couplings : Tensor (N, N)
+        ``J[i, j]``, from j to i.
+    fields : Tensor (N,) or None
+    steps : int
+        Maximum number of sweeps.
+    temperature : float
+        0 for deterministic dynamics.
+
+    Returns
+    -------
+    states : Tensor (B, N)
+    converged : Bool tensor (B,)
+        At ``T = 0``: the state is a fixed point (the last sweep changed nothing). Always False
+        at ``T > 0``, where the dynamics never stop.
+    n_sweeps : int
+        Sweeps run (stops early once every state is a fixed point at ``T = 0``).
+    """
+    state = states.clone()
+    bias = torch.zeros(state.shape[1], dtype=state.dtype, device=state.device) if fields is None else fields
+    converged = torch.zeros(state.shape[0], dtype=torch.bool, device=state.device)
+    n_sweeps = 0
+    if mode == "sync":
+        for n_sweeps in range(1, steps + 1):  # noqa: B007 - n_sweeps is reported
+            new = _update(torch.addmm(bias, state, couplings.T), state, temperature, generator)
+            converged = (new == state).all(dim=1)
+            state = new
+            if temperature == 0 and bool(converged.all()):
+                break
+        return state, converged & (temperature == 0), n_sweeps
+    # Async: keep the local fields of all neurons up to date with a rank-1 correction per flip,
+    # so a sweep costs one (B, N) update per neuron instead of recomputing B·N² fields.
+    columns = couplings.T.contiguous()  # columns[i] = J[:, i], the effect of neuron i on others
+    local = torch.addmm(bias, state, couplings.T)
+    for n_sweeps in range(1, steps + 1):  # noqa: B007
+        changed = torch.zeros_like(converged)
+        order = torch.randperm(state.shape[1], generator=generator,
+                               device=state.device if generator is None else generator.device)
+        for i in order.tolist():
+            new = _update(local[:, i], state[:, i], temperature, generator)
+            delta = new - state[:, i]
+            # No host-side "did anything flip?" test: it would synchronise CUDA once per neuron.
+            changed |= delta != 0
+            state[:, i] = new
+            local.addr_(delta, columns[i])
+        converged = ~changed
+        if temperature == 0 and bool(converged.all()):
+            break
+    return state, converged & (temperature == 0), n_sweeps
+
+
+def prepare(array: ArrayLike, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array), device=device).to(dtype)
+
+
+def resolve(device: Any) -> torch.device:
+    return resolve_device(device)

@@ -1,0 +1,240 @@
+"""End-to-end tests of the `spikefield` command line (typer's CliRunner, in process)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import spikefield as sf
+from spikefield.cli import app
+from spikefield.errors import ReaderError
+
+runner = CliRunner()
+
+TINY_DEMO = """
+n_sample_bins = 2000
+analyses = ["spatial"]
+
+[simulation]
+n_cells = 12
+run_duration = 60.0
+rest_duration = 20.0
+n_replay_events = 3
+coupling_strength = 0.6
+seed = 3
+"""
+
+CORE = ("summary", "raster", "firing_rates", "couplings", "likelihood", "moments")
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY_DEMO)
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, tiny_config) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("runs") / "demo"
+    result = invoke("demo", "--out", out, "--config", tiny_config, "--json")
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+# ---------------------------------------------------------------------- demo / run folder
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"spikefield {sf.__version__}"
+
+
+def test_demo_writes_complete_run_folder(demo_run):
+    out, printed = demo_run
+    for name in ("config.json", "metrics.json", "model.npz", "report.html"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "complete"
+    assert printed["report"] == str(out / "report.html")
+    assert metrics["data"]["n_units"] <= 12 and metrics["data"]["bin_size_s"] == 0.01
+    for name in CORE:
+        assert metrics["sections"][name]["status"] == "ok", (name, metrics["sections"][name]["reason"])
+    # No partial or old folders left next to the run.
+    assert [p.name for p in out.parent.iterdir()] == ["demo"]
+    # Every figure file is embedded in the page.
+    html = (out / "report.html").read_text()
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert len(figures) >= 6
+    assert html.count('src="data:image/png;base64,') == len(figures)
+    for name in figures:
+        assert f'data-file="figures/{name}"' in html
+
+
+def test_demo_recovers_the_simulated_couplings(demo_run):
+    out, _ = demo_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    couplings = metrics["sections"]["couplings"]["values"]
+    # The simulation's forward-sequence couplings are strong; even 48 s at 12 cells recovers them.
+    assert couplings["J_true_correlation"] > 0.5
+    ll = metrics["sections"]["likelihood"]["values"]
+    assert ll["ll_test"] > ll["ll_null_test"]
+    # The report's own kernel agrees with the model's log_likelihood on the same bins.
+    assert ll["ll_test_recomputed"] == pytest.approx(ll["ll_test"], abs=1e-6)
+
+
+def test_demo_model_file_loads_and_matches_metrics(demo_run):
+    out, _ = demo_run
+    model = sf.KineticIsing.load(out / "model.npz")
+    J = np.load(out / "results" / "couplings.npz")["J"]
+    np.testing.assert_allclose(model.J_, J)
+
+
+def test_spatial_section_runs_on_simulated_place_cells(demo_run):
+    out, _ = demo_run
+    entry = json.loads((out / "metrics.json").read_text())["sections"]["spatial"]
+    assert entry["status"] == "ok", entry["reason"]
+    assert entry["values"]["n_informative_p01"] >= 6  # 90% of cells have a field in the simulation
+
+
+def test_report_rebuilds_from_run_folder(demo_run):
+    out, _ = demo_run
+    before = (out / "report.html").read_text()
+    (out / "report.html").unlink()
+    for png in (out / "figures").glob("*.png"):
+        png.unlink()
+    result = invoke("report", out)
+    assert result.exit_code == 0, result.output
+    after = (out / "report.html").read_text()
+    headings = re.findall(r"<h2>(.*?)</h2>", before)
+    assert headings == re.findall(r"<h2>(.*?)</h2>", after)
+    assert after.count("data:image/png;base64,") == before.count("data:image/png;base64,")
+    assert not [p for p in out.iterdir() if p.name.startswith(".report-")]
+
+
+def test_rerun_replaces_old_run_and_config_json_reruns(demo_run, tmp_path):
+    out, _ = demo_run
+    copy = tmp_path / "rerun"
+    result = invoke("demo", "--out", copy, "--config", out / "config.json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"report: {copy / 'report.html'}"
+    first = json.loads((copy / "metrics.json").read_text())
+    # A rerun into the same folder replaces it and yields identical numbers (seeded throughout).
+    result = invoke("demo", "--out", copy, "--config", out / "config.json", "--quiet")
+    assert result.exit_code == 0, result.output
+    second = json.loads((copy / "metrics.json").read_text())
+    assert first["sections"]["likelihood"]["values"] == second["sections"]["likelihood"]["values"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rerun"]
+
+
+def test_failed_run_leaves_previous_run_untouched(demo_run, tmp_path, monkeypatch):
+    out, _ = demo_run
+    target = tmp_path / "run"
+    assert invoke("demo", "--out", target, "--config", out / "config.json", "--quiet").exit_code == 0
+    stamp = (target / "metrics.json").read_text()
+
+    def broken_fit(self, raster):
+        raise sf.RasterError("simulated failure in the middle of a run")
+
+    monkeypatch.setattr(sf.KineticIsing, "fit", broken_fit)
+    result = invoke("demo", "--out", target, "--config", out / "config.json", "--quiet")
+    assert result.exit_code == 1
+    assert "simulated failure" in result.output
+    assert (target / "metrics.json").read_text() == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_run(tiny_config, tmp_path):
+    precious = tmp_path / "mydata"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = invoke("demo", "--out", precious, "--config", tiny_config, "--quiet")
+    assert result.exit_code == 1
+    assert "not a spikefield run" in result.output and "Hint:" in result.output
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------------- errors at the CLI
+@pytest.mark.parametrize(("args", "message"), [
+    (["info", "/no/such/recording"], r"no such file or folder"),
+    (["fit", "/no/such/recording", "--out", "{tmp}/r"], r"no such file or folder"),
+    (["demo", "--out", "{tmp}/r", "--config", "{tmp}/missing.toml"], r"config file .*missing.toml: no such file"),
+    (["report", "{tmp}"], r"not a complete spikefield run"),
+    (["demo", "--out", "{tmp}/r", "--config", "{tmp}/bad.toml"], r"unknown key 'bin_sise'\. Did you mean 'bin_size'\?"),
+    (["demo", "--out", "{tmp}/r", "--device", "tpu"], r"device must be 'auto', 'cpu' or 'cuda"),
+    (["fit", "--out", "{tmp}/r"], r"no recording given"),
+])
+def test_errors_are_one_line_with_hint(args, message, tmp_path):
+    (tmp_path / "bad.toml").write_text("bin_sise = 0.02\n")
+    result = invoke(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("Error: ") and re.search(message, lines[0]), result.output
+    assert lines[-1].startswith("Hint: ")
+    assert "Traceback" not in result.output
+
+
+def test_cuda_request_without_gpu_fails_before_reading(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the error path needs a CPU-only machine")
+    result = invoke("demo", "--out", tmp_path / "r", "--device", "cuda")
+    assert result.exit_code == 1
+    assert "CUDA is not available" in result.output and "--device cpu" in result.output
+
+
+def test_debug_shows_the_traceback():
+    result = invoke("--debug", "info", "/no/such/recording")
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ReaderError)
+
+
+def test_debug_flag_does_not_leak_between_invocations():
+    invoke("--debug", "info", "/no/such/recording")
+    result = invoke("info", "/no/such/recording")
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+
+
+# ---------------------------------------------------------------------- real data
+@pytest.mark.realdata
+def test_info_on_real_linear_track(hc_linear_track):
+    result = invoke("info", hc_linear_track, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    # Figures from the data README (computed independently of spikefield).
+    assert info["format"] == "matclust"
+    assert info["n_units"] == 31
+    assert info["n_spikes"] == 28_829
+    assert sorted(u["n_spikes"] for u in info["units"])[:2] == [41, 44]
+    assert info["behaviour"]["position"]["unit"] == "px"
+    assert info["behaviour"]["position"]["valid_fraction"] == pytest.approx(57_582 / 118_965, abs=1e-3)
+    text = invoke("info", hc_linear_track)
+    assert text.exit_code == 0 and "units: 31" in text.stdout
+
+
+@pytest.mark.realdata
+def test_fit_on_real_linear_track(hc_linear_track, tmp_path):
+    config = tmp_path / "hc.toml"
+    config.write_text('epoch = "tracked"\nmin_rate = 0.1\nanalyses = []\nn_sample_bins = 5000\n')
+    out = tmp_path / "hc"
+    result = invoke("fit", hc_linear_track, "--out", out, "--config", config, "--bin-size", "0.02", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["data"]["bin_size_s"] == 0.02 and metrics["data"]["epoch"] == "tracked"
+    assert 10 <= metrics["data"]["n_units"] < 31  # min_rate drops the sparsest units
+    for name in CORE:
+        assert metrics["sections"][name]["status"] == "ok", (name, metrics["sections"][name]["reason"])
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["bin_size"] == 0.02 and saved["min_rate"] == 0.1 and saved["data"] == str(hc_linear_track)
+    # Units are ordered by an estimated place-field peak, since the recording has position.
+    assert metrics["sections"]["couplings"]["values"]["order_by"].startswith("place-field peak")

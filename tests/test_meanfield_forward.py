@@ -1,0 +1,195 @@
+"""Forward Plefka approximations against exact enumeration of small kinetic Ising networks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import spikefield as sf
+from spikefield.errors import ConvergenceWarning, DeviceError, ValidationError
+from spikefield.meanfield import forward
+from spikefield.simulate import sk_couplings
+
+METHODS = [("nmf", 1), ("tap", 2), ("plefka_t", 1), ("plefka_t", 2), ("plefka_t1", 1), ("plefka2_t", 1),
+           ("plefka2_t", 2)]
+
+
+def exact_moments(h: np.ndarray, J: np.ndarray, steps: int, s0: np.ndarray) -> dict[str, np.ndarray]:
+    """m_t, C_t, D_t of parallel Glauber dynamics by propagating the full 2^N distribution."""
+    size = h.size
+    states = np.array(list(itertools.product([-1.0, 1.0], repeat=size)))  # (K, N)
+    u = h[None, :] + states @ J.T  # local fields given each previous state, (K, N)
+    # W[a, b] = P(s_t = states[a] | s_{t-1} = states[b])
+    log_w = (states @ u.T) - np.sum(np.log(2 * np.cosh(u)), axis=1)[None, :]
+    W = np.exp(log_w)
+    p = (states == s0[None, :]).all(axis=1).astype(float)
+    m_prev = states.T @ p
+    out = {"m": [], "C": [], "D": []}
+    for _ in range(steps):
+        joint = W * p[None, :]
+        p = joint.sum(axis=1)
+        m = states.T @ p
+        out["m"].append(m)
+        out["C"].append(states.T @ (p[:, None] * states) - np.outer(m, m))
+        out["D"].append(states.T @ joint @ states - np.outer(m, m_prev))
+        m_prev = m
+    return {k: np.array(v) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def small_network() -> tuple[np.ndarray, np.ndarray]:
+    h, J = sk_couplings(8, J0=1.0, Js=0.5, H0=0.5, seed=3)
+    return h, J
+
+
+def _errors(h: np.ndarray, J: np.ndarray, method: str, order: int, steps: int = 20) -> np.ndarray:
+    s0 = np.ones(h.size)
+    truth = exact_moments(h, J, steps, s0)
+    pred = forward(h, J, method=method, order=order, steps=steps)
+    return np.array([np.max(np.abs(pred[k] - truth[k])) for k in ("m", "C", "D")])
+
+
+def test_exact_enumeration_helper_is_consistent(small_network):
+    h, J = small_network
+    truth = exact_moments(h, J, 3, np.ones(h.size))
+    # the first step from a fixed state: m = tanh(h + J s0), no correlations
+    np.testing.assert_allclose(truth["m"][0], np.tanh(h + J @ np.ones(h.size)), atol=1e-12)
+    np.testing.assert_allclose(truth["C"][0], np.diag(1 - truth["m"][0] ** 2), atol=1e-12)
+
+
+@pytest.mark.parametrize(("method", "order"), METHODS)
+def test_forward_close_to_exact_at_weak_coupling(small_network, method, order):
+    h, J = small_network
+    errors = _errors(h, 0.1 * J, method, order)
+    bound = 5e-3 if order == 1 and method != "plefka_t1" else 1e-3
+    assert np.all(errors < bound), errors
+
+
+@pytest.mark.parametrize(("method", "order"), [("tap", 2), ("plefka_t", 2), ("plefka2_t", 2), ("plefka_t1", 1)])
+def test_second_order_methods_beat_naive_mean_field(small_network, method, order):
+    h, J = small_network
+    naive = _errors(h, J, "nmf", 1)
+    better = _errors(h, J, method, order)
+    assert better[0] < naive[0]  # magnetisations
+    assert better[1] < naive[1]  # equal-time covariances (nMF has none)
+
+
+@pytest.mark.parametrize(("method", "order", "slope"), [("nmf", 1, 1.8), ("tap", 2, 2.7), ("plefka_t", 2, 2.7),
+                                                        ("plefka2_t", 2, 2.7)])
+def test_error_scaling_with_coupling_strength(small_network, method, order, slope):
+    """Order-n expansions leave errors of order J^(n+1) in m: check the log-log slope."""
+    h, J = small_network
+    big, small = _errors(h, 0.2 * J, method, order)[0], _errors(h, 0.1 * J, method, order)[0]
+    assert np.log2(big / small) > slope
+
+
+def test_plefka_t_order1_equals_nmf_from_diagonal_start(small_network):
+    h, J = small_network
+    a = forward(h, J, method="plefka_t", order=1, steps=10)
+    b = forward(h, J, method="nmf", steps=10)
+    for key in ("m", "C"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-14)
+
+
+def test_plefka_t1_gaussian_field_is_exact_without_couplings_between_inputs():
+    """One neuron driven by many independent inputs: Plefka[t-1]'s m is the Gaussian average."""
+    rng = np.random.default_rng(0)
+    size = 10
+    h = rng.uniform(-0.3, 0.3, size)
+    J = np.zeros((size, size))
+    J[0, 1:] = rng.normal(0, 0.4, size - 1)
+    truth = exact_moments(h, J, 3, np.ones(size))
+    pred = forward(h, J, method="plefka_t1", steps=3)
+    # inputs are independent at t-1 from the second step on, only the Gaussian assumption remains
+    assert abs(pred["m"][2, 0] - truth["m"][2, 0]) < 5e-3
+    np.testing.assert_allclose(pred["m"][:, 1:], truth["m"][:, 1:], atol=1e-12)
+
+
+def test_stationary_is_fixed_point_of_transient():
+    h, J = sk_couplings(40, seed=2, beta=0.8)
+    fixed = forward(h, J, method="plefka2_t", stationary=True)
+    assert fixed.converged and fixed.stationary and fixed["m"].shape == (40,)
+    again = forward(h, J, method="plefka2_t", steps=1, s0=fixed["m"])
+    # one more step from the fixed point's m (with C, D restarted) does not move m much
+    assert np.max(np.abs(again["m"][0] - fixed["m"])) < 1e-3
+    long_run = forward(h, J, method="plefka2_t", steps=400, keep_history=False)
+    np.testing.assert_allclose(long_run["m"], fixed["m"], atol=1e-9)
+    np.testing.assert_allclose(long_run["C"], fixed["C"], atol=1e-9)
+
+
+def test_stationary_nonconvergence_warns():
+    h, J = sk_couplings(20, seed=0, beta=1.0)
+    with pytest.warns(ConvergenceWarning, match="max_steps=3"):
+        out = forward(h, J, method="tap", stationary=True, max_steps=3)
+    assert not out.converged
+
+
+def test_root_solver_cap_reports_failure():
+    h, J = sk_couplings(30, seed=0, beta=1.1)
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        out = forward(h, J, method="tap", steps=5, max_iter=1, tol=1e-15)
+    assert not out.converged and out.max_residual > 1e-15
+
+
+def test_result_mapping_and_shapes():
+    h, J = sk_couplings(16, seed=0)
+    out = forward(h, J, method="plefka2_t", steps=7)
+    assert set(out) == {"m", "C", "D"} and len(out) == 3
+    assert out["m"].shape == (7, 16) and out["C"].shape == (7, 16, 16) and out["D"].shape == (7, 16, 16)
+    np.testing.assert_allclose(out["C"], np.swapaxes(out["C"], 1, 2), atol=1e-15)
+    np.testing.assert_allclose(np.diagonal(out["C"], axis1=1, axis2=2), 1 - out["m"] ** 2, atol=1e-15)
+    last = forward(h, J, method="plefka2_t", steps=7, keep_history=False)
+    np.testing.assert_allclose(last["C"], out["C"][-1], atol=1e-15)
+    with pytest.raises(KeyError, match="holds 'm'"):
+        out["x"]
+
+
+def test_float32_close_to_float64():
+    h, J = sk_couplings(32, seed=0)
+    a = forward(h, J, method="plefka_t", steps=20, dtype=torch.float32, tol=1e-6)
+    b = forward(h, J, method="plefka_t", steps=20)
+    np.testing.assert_allclose(a["m"], b["m"], atol=1e-5)
+
+
+def test_lazy_import_from_package():
+    assert sf.meanfield.forward is forward
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"method": "plefka3"}, ValidationError, "method='plefka3' is not a mean-field method"),
+    ({"method": "tapp"}, ValidationError, "Did you mean 'tap'"),
+    ({"method": "plefka_t1", "order": 2}, ValidationError, "order=2 is not available for method='plefka_t1'"),
+    ({"steps": 0}, ValidationError, "steps must be a positive integer; got 0"),
+    ({"s0": np.ones(3)}, ValidationError, r"s0 must be 'ones' or an array of shape \(4,\)"),
+    ({"quadrature": "gauss"}, ValidationError, "quadrature='gauss' is not known"),
+    ({"dtype": "int8"}, ValidationError, "dtype must be torch.float64"),
+    ({"device": "tpu"}, DeviceError, "device='tpu'"),
+    ({"tol": -1.0}, ValidationError, "tol must be a positive number"),
+])
+def test_forward_bad_arguments(kwargs, error, match):
+    h, J = np.zeros(4), np.zeros((4, 4))
+    with pytest.raises(error, match=match):
+        forward(h, J, **kwargs)
+
+
+@pytest.mark.parametrize(("h", "J", "match"), [
+    (np.zeros(3), np.zeros((3, 4)), r"J must have shape \(3, 3\); got shape \(3, 4\)"),
+    (np.zeros((3, 1)), np.zeros((3, 3)), r"h must have shape \(N,\); got shape \(3, 1\)"),
+    (np.array([0.0, np.nan]), np.zeros((2, 2)), "h must be finite; found 1 NaN/inf"),
+])
+def test_forward_bad_parameters(h, J, match):
+    with pytest.raises(ValidationError, match=match):
+        forward(h, J, method="nmf")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("method", "order"), METHODS)
+def test_cuda_matches_cpu(method, order):
+    h, J = sk_couplings(64, seed=0, beta=1.1)
+    a = forward(h, J, method=method, order=order, steps=16, device="cuda")
+    b = forward(h, J, method=method, order=order, steps=16)
+    for key in ("m", "C", "D"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-10)

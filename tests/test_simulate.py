@@ -1,0 +1,90 @@
+"""Ground-truth generators behave as their equations say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spikefield as sf
+from spikefield.errors import ValidationError
+
+
+def test_sk_ensemble_moments():
+    h, J = sf.simulate.sk_couplings(400, J0=1.0, Js=0.1, H0=0.5, seed=1)
+    assert J.mean() * 400 == pytest.approx(1.0, abs=0.02)
+    assert J.std() * np.sqrt(400) == pytest.approx(0.1, rel=0.02)
+    assert h.min() >= -0.5 and h.max() <= 0.5
+    hs, Js = sf.simulate.sk_couplings(50, symmetric=True, seed=1)
+    assert np.allclose(Js, Js.T) and np.all(np.diag(Js) == 0)
+
+
+def test_seeded_and_reproducible():
+    h, J = sf.simulate.sk_couplings(10, seed=3)
+    a = sf.simulate.kinetic_ising(h, J, 200, n_trials=3, seed=7).to_numpy()
+    b = sf.simulate.kinetic_ising(h, J, 200, n_trials=3, seed=7).to_numpy()
+    c = sf.simulate.kinetic_ising(h, J, 200, n_trials=3, seed=8).to_numpy()
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_kinetic_ising_matches_transition_probabilities():
+    # Independent neurons (J = 0): P(spike) = (1 + tanh h) / 2 exactly.
+    h = np.array([-1.0, 0.0, 0.7])
+    raster = sf.simulate.kinetic_ising(h, np.zeros((3, 3)), 20_000, n_trials=5, seed=0)
+    assert raster.segments.shape == (5, 2)
+    assert np.allclose(raster.mean_activity(), (1 + np.tanh(h)) / 2, atol=0.005)
+    # A single strong coupling 0 -> 1: neuron 1 copies neuron 0 with lag one.
+    J = np.zeros((2, 2))
+    J[1, 0] = 3.0
+    s = sf.simulate.kinetic_ising(np.zeros(2), J, 5000, seed=1).to_spins()
+    agree = np.mean(s[1:, 1] == s[:-1, 0])
+    assert agree == pytest.approx((1 + np.tanh(3.0)) / 2, abs=0.01)
+
+
+def test_equilibrium_ising_two_spins_exact():
+    # Two coupled spins: <s1 s2> = tanh(J) with zero fields.
+    J = np.array([[0.0, 0.8], [0.8, 0.0]])
+    s = sf.simulate.equilibrium_ising(np.zeros(2), J, 40_000, n_chains=200, burn_in=50, seed=0).to_spins()
+    assert np.mean(s[:, 0] * s[:, 1]) == pytest.approx(np.tanh(0.8), abs=0.02)
+    assert np.abs(s.mean(axis=0)).max() < 0.03
+
+
+def test_place_cells_ground_truth():
+    sim = sf.simulate.place_cells(30, run_duration=120, rest_duration=30, n_replay_events=4,
+                                  coupling_strength=0.5, seed=2)
+    rec = sim.recording
+    assert rec.n_units == 30 and set(rec.epochs) == {"run", "rest"}
+    assert rec.position.unit == "cm" and rec.position.values.max() <= 200 + 1e-9
+    assert sim.replay_events.shape == (4, 3)
+    assert np.all((sim.replay_events[:, 0] >= 120) & (sim.replay_events[:, 1] <= 150))
+    # Cells fire most where their field is: the rate at the centre bin beats elsewhere.
+    run = rec.select(epoch="run")
+    x = run.position.at(run.spike_times[5])[:, 0]
+    centre = sim.field_centers[5]
+    if np.isfinite(centre):
+        assert abs(np.median(x) - centre) < 10.0
+    assert np.allclose(np.diag(sim.couplings), 0)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: sf.simulate.sk_couplings(0), r"n_neurons must be a positive integer"),
+        (lambda: sf.simulate.kinetic_ising(np.zeros(3), np.zeros((2, 2)), 10), r"shape \(N,\).*\(N, N\)"),
+        (lambda: sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, init="up"), r"init must be"),
+        (lambda: sf.simulate.equilibrium_ising(np.zeros(2), np.array([[0, 1.0], [0, 0]]), 10), r"symmetric"),
+        (lambda: sf.simulate.place_cells(5, peak_rate=200, dt=0.01), r"peak_rate\*dt"),
+        (lambda: sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, device="tpu"), r"device='tpu'"),
+    ],
+)
+def test_simulate_errors(call, match):
+    with pytest.raises(sf.SpikefieldError, match=match):
+        call()
+
+
+def test_cuda_request_without_gpu_is_clear():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: the no-GPU error path cannot be exercised here")
+    with pytest.raises(sf.DeviceError, match="CUDA is not available"):
+        sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, device="cuda")

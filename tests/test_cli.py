@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +47,22 @@ def tiny_config(tmp_path_factory) -> Path:
     return path
 
 
+def _explode(ctx):
+    raise RuntimeError("the analysis blew up\nsecond line")
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, tiny_config) -> tuple[Path, dict]:
+    """One tiny demo run shared by the tests below, with a deliberately failing extra analysis."""
+    from spikefield.report import Section, SectionOutput, register_section, unregister_section
+
+    register_section(Section("exploding", "Exploding analysis", 95, _explode, lambda r: SectionOutput(),
+                             optional=True))
     out = tmp_path_factory.mktemp("runs") / "demo"
-    result = invoke("demo", "--out", out, "--config", tiny_config, "--json")
+    try:
+        result = invoke("demo", "--out", out, "--config", tiny_config, "--json", "--analyses", "spatial,exploding")
+    finally:
+        unregister_section("exploding")
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout)
 
@@ -78,6 +93,18 @@ def test_demo_writes_complete_run_folder(demo_run):
     assert html.count('src="data:image/png;base64,') == len(figures)
     for name in figures:
         assert f'data-file="figures/{name}"' in html
+    assert not re.search(r"""(src|href)=["']https?://""", html)  # self-contained: no external resources
+    assert html.count("<figcaption>") == len(figures)
+    headings = re.findall(r"<h2>(.*?)</h2>", html)
+    assert headings[:3] == ["Recording summary", "Raster snippet", "Firing-rate distribution"]
+
+
+def test_failed_optional_section_is_reported_not_fatal(demo_run):
+    out, printed = demo_run
+    entry = printed["sections"]["exploding"]
+    assert entry["status"] == "failed" and entry["reason"] == "RuntimeError: the analysis blew up"
+    assert "section failed: RuntimeError: the analysis blew up" in (out / "report.html").read_text()
+    assert "thermo" not in printed["sections"]  # only the requested analyses run
 
 
 def test_demo_recovers_the_simulated_couplings(demo_run):
@@ -124,29 +151,32 @@ def test_report_rebuilds_from_run_folder(demo_run):
 def test_rerun_replaces_old_run_and_config_json_reruns(demo_run, tmp_path):
     out, _ = demo_run
     copy = tmp_path / "rerun"
-    result = invoke("demo", "--out", copy, "--config", out / "config.json", "--quiet")
+    shutil.copytree(out, copy)
+    (copy / "figures" / "stale.png").write_bytes(b"old")
+    # config.json reruns the same analysis; into an existing run folder it replaces the old run whole.
+    result = invoke("demo", "--out", copy, "--config", out / "config.json", "--analyses", "spatial", "--quiet")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"report: {copy / 'report.html'}"
-    first = json.loads((copy / "metrics.json").read_text())
-    # A rerun into the same folder replaces it and yields identical numbers (seeded throughout).
-    result = invoke("demo", "--out", copy, "--config", out / "config.json", "--quiet")
-    assert result.exit_code == 0, result.output
-    second = json.loads((copy / "metrics.json").read_text())
-    assert first["sections"]["likelihood"]["values"] == second["sections"]["likelihood"]["values"]
+    assert not (copy / "figures" / "stale.png").exists()
+    first = json.loads((out / "metrics.json").read_text())["sections"]
+    second = json.loads((copy / "metrics.json").read_text())["sections"]
+    assert first["likelihood"]["values"] == second["likelihood"]["values"]  # seeded throughout
+    assert first["spatial"]["values"] == second["spatial"]["values"]
+    assert "exploding" not in second  # the failing section was registered only for the first run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rerun"]
 
 
 def test_failed_run_leaves_previous_run_untouched(demo_run, tmp_path, monkeypatch):
     out, _ = demo_run
     target = tmp_path / "run"
-    assert invoke("demo", "--out", target, "--config", out / "config.json", "--quiet").exit_code == 0
+    shutil.copytree(out, target)
     stamp = (target / "metrics.json").read_text()
 
     def broken_fit(self, raster):
         raise sf.RasterError("simulated failure in the middle of a run")
 
     monkeypatch.setattr(sf.KineticIsing, "fit", broken_fit)
-    result = invoke("demo", "--out", target, "--config", out / "config.json", "--quiet")
+    result = invoke("demo", "--out", target, "--config", out / "config.json", "--analyses", "spatial", "--quiet")
     assert result.exit_code == 1
     assert "simulated failure" in result.output
     assert (target / "metrics.json").read_text() == stamp
@@ -161,6 +191,72 @@ def test_refuses_to_replace_a_folder_that_is_not_a_run(tiny_config, tmp_path):
     assert result.exit_code == 1
     assert "not a spikefield run" in result.output and "Hint:" in result.output
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------------- the page in a real browser
+# Needs Debian's ``chromium`` package (``apt-get install -y chromium``); skips with a reason when it
+# is absent, except under ``CI=true`` where it must run.
+_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+          "--hide-scrollbars"]
+
+# Marks the page once every <img> has decoded, so --dump-dom shows whether the figures loaded.
+_PROBE = """<script>
+window.addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.documentElement.setAttribute('data-images-total', imgs.length);
+  document.documentElement.setAttribute('data-images-decoded', ok);
+});
+</script></body>"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    reason = "headless Chromium is not installed (apt-get install -y chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+def _run(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([_chromium(), *_FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_report_screenshot_is_not_blank(demo_run, tmp_path):
+    report_page = demo_run[0] / "report.html"
+    from matplotlib.image import imread
+
+    shot = tmp_path / "report.png"
+    done = _run([f"--screenshot={shot}", "--window-size=1280,2400", report_page.as_uri()], tmp_path)
+    assert shot.is_file(), done.stderr[-2000:]
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1280)
+    # A blank or failed page is one flat colour; the report has a dark header, text and figures.
+    assert pixels.std() > 0.1
+    non_background = np.mean(np.abs(pixels - np.median(pixels.reshape(-1, 3), axis=0)).sum(axis=-1) > 0.1)
+    assert non_background > 0.1
+
+
+def test_report_dom_has_headings_and_decoded_figures(demo_run, tmp_path):
+    report_page = demo_run[0] / "report.html"
+    probe = tmp_path / "probe.html"
+    probe.write_text(report_page.read_text().replace("</body>", _PROBE))
+    done = _run(["--dump-dom", "--virtual-time-budget=5000", probe.as_uri()], tmp_path)
+    dom = done.stdout
+    assert "<h1>spikefield run report</h1>" in dom, done.stderr[-2000:]
+    headings = re.findall(r"<h2>(.*?)</h2>", dom)
+    for expected in ("Recording summary", "Raster snippet", "Firing-rate distribution", "Fitted couplings",
+                     "Held-out log-likelihood", "Predicted vs observed correlations"):
+        assert expected in headings
+    total = int(re.search(r'data-images-total="(\d+)"', dom).group(1))
+    decoded = int(re.search(r'data-images-decoded="(\d+)"', dom).group(1))
+    assert total >= 6 and decoded == total
+    assert dom.count("<figcaption>") == total
 
 
 # ---------------------------------------------------------------------- errors at the CLI
@@ -178,7 +274,8 @@ def test_errors_are_one_line_with_hint(args, message, tmp_path):
     result = invoke(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert lines[0].startswith("Error: ") and re.search(message, lines[0]), result.output
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and re.search(message, errors[0]), result.output
     assert lines[-1].startswith("Hint: ")
     assert "Traceback" not in result.output
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import spikefield as sf
 from spikefield.errors import ReaderError
@@ -60,6 +62,8 @@ def test_real_times_and_rates_match_readme(real: sf.Recording) -> None:
     assert rates.max() == pytest.approx(4.0436, abs=5e-5)
     np.testing.assert_allclose(rates, real.units.meanrate_hz, rtol=1e-6)  # equals the file's meanrate
     assert all(np.all(np.diff(t) > 0) for t in real.spike_times)  # strictly increasing, no duplicates
+    short = [np.mean(np.diff(t) < 0.002) for t in real.spike_times]
+    assert np.median(short) == 0 and round(max(short) * 100, 1) == 2.3  # README: ISIs < 2 ms
     # The 30 kHz acquisition grid survives reading (no float32 round trip).
     ticks = np.concatenate(real.spike_times) * 30000
     assert np.max(np.abs(ticks - np.round(ticks))) < 1e-3
@@ -237,3 +241,24 @@ def test_errors_table(tmp_path: Path, setup: str, kwargs: dict, message: str | N
         return
     with pytest.raises(ReaderError, match=message):
         read_matclust(tmp_path, **kwargs)
+
+
+def _frozen_reference(t: np.ndarray, xy: np.ndarray, min_duration: float) -> list[bool]:
+    """Plain-loop statement of the README rule, independent of the vectorised implementation."""
+    out = [False] * len(t)
+    start = 0
+    for k in range(1, len(t) + 1):
+        if k == len(t) or tuple(xy[k]) != tuple(xy[start]):
+            if t[k - 1] - t[start] >= min_duration:
+                out[start:k] = [True] * (k - start)
+            start = k
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.floats(0.0, 15.0), min_size=1, max_size=40),
+       coords=st.lists(st.integers(0, 2), min_size=40, max_size=40))
+def test_frozen_mask_matches_reference(steps: list[float], coords: list[int]) -> None:
+    t = np.cumsum(steps)
+    xy = np.column_stack([coords[: t.size], np.zeros(t.size, int)])
+    assert frozen_mask(t, xy, 20.0).tolist() == _frozen_reference(t, xy, 20.0)

@@ -48,6 +48,9 @@ def test_real_times_match_readme(real: sf.Recording) -> None:
     outside = sum(int(np.sum((t < post[0]) | (t > post[-1]))) for t in real.spike_times)
     negative = sum(int(np.sum(t < 0)) for t in real.spike_times)
     assert (outside, negative) == (27, 22)
+    short = np.array([np.mean(np.diff(t) < 0.002) for t in real.spike_times])
+    assert round(short.max() * 100, 1) == 5.5 and real.unit_ids[short.argmax()] == "T09C1"
+    assert int(np.sum(short == 0)) == 2
     rates = real.units.rate_hz
     assert round(rates.min(), 3) == 0.265 and round(rates.median(), 3) == 1.892 and round(rates.max(), 2) == 30.67
 
@@ -205,3 +208,18 @@ def test_errors_table(tmp_path: Path, files: dict, kwargs: dict, message: str) -
     folder = _write(tmp_path / "e", files)
     with pytest.raises(ReaderError, match=message):
         read_moser(folder, **kwargs)
+
+
+def test_matlab_v73_hdf5_cell_file(tmp_path: Path) -> None:
+    import struct
+
+    import h5py
+
+    path = tmp_path / "A_T3C2.mat"
+    with h5py.File(path, "w", userblock_size=512) as handle:
+        handle["cellTS"] = np.array([[0.5, 1.5, 2.5]])  # MATLAB's 3x1 column, stored transposed by HDF5
+    header = b"MATLAB 7.3 MAT-file, written by the spikefield tests".ljust(116) + b"\0" * 8
+    header = (header + struct.pack("<H", 0x0200) + b"IM").ljust(512, b"\0")
+    path.write_bytes(header + path.read_bytes()[512:])
+    rec = sf.read(tmp_path)
+    assert rec.unit_ids.tolist() == ["T03C2"] and rec.spike_times[0].tolist() == [0.5, 1.5, 2.5]

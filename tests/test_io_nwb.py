@@ -15,8 +15,9 @@ import spikefield as sf
 from spikefield.errors import ReaderError
 from spikefield.io.nwb import read_nwb
 
-README = {6: (11_020, 0.030333, 1087.352833, 10.133), 191: (4_690, 0.874333, 1087.258000, 4.313),
-          206: (5_644, 0.028133, 1087.221833, 5.190)}
+# unit id -> spikes, first, last (s), rate over the epoch (Hz), ISIs < 1 ms, ISIs < 2 ms
+README = {6: (11_020, 0.030333, 1087.352833, 10.133, 0, 0), 191: (4_690, 0.874333, 1087.258000, 4.313, 71, 113),
+          206: (5_644, 0.028133, 1087.221833, 5.190, 6, 20)}
 
 
 # ------------------------------------------------------------------------------------------ real data
@@ -26,9 +27,11 @@ def test_real_file_matches_readme(nwb_psb: Path) -> None:
     assert rec.unit_ids.tolist() == [6, 191, 206]  # phy cluster ids from the id column, not 0..2
     assert rec.n_spikes == 21_354
     for uid, train, rate in zip(rec.unit_ids, rec.spike_times, rec.units.rate_hz, strict=True):
-        n, first, last, hz = README[int(uid)]
+        n, first, last, hz, below_1ms, below_2ms = README[int(uid)]
         assert train.size == n and train[0] == first and train[-1] == last
         assert round(rate, 3) == hz
+        isi = np.diff(train)
+        assert (int(np.sum(isi < 0.001)), int(np.sum(isi < 0.002))) == (below_1ms, below_2ms)
         assert np.all(np.diff(train) > 0)
     assert rec.epochs["wake"].tolist() == [[0.0, 1087.5289]]
     assert rec.support.tolist() == [[0.0, 1087.5289]]
@@ -71,8 +74,13 @@ def _units_file(tmp_path: Path, *, position: bool = True, module: str = "behavio
     return _write(nwbfile, tmp_path / "written.nwb")
 
 
-def test_written_units_columns_and_ids(tmp_path: Path) -> None:
-    rec = sf.read(_units_file(tmp_path))
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> sf.Recording:
+    return sf.read(_units_file(tmp_path_factory.mktemp("nwb")))
+
+
+def test_written_units_columns_and_ids(written: sf.Recording) -> None:
+    rec = written
     assert rec.unit_ids.tolist() == [17, 3]
     assert rec.units.n_spikes.tolist() == [3, 1]
     assert rec.units.quality.tolist() == ["good", "mua"] and rec.units.depth.tolist() == [120.0, 300.0]
@@ -80,8 +88,8 @@ def test_written_units_columns_and_ids(tmp_path: Path) -> None:
     assert rec.spike_times[0].tolist() == [0.5, 1.5, 2.5]
 
 
-def test_written_epochs_by_tag_and_table(tmp_path: Path) -> None:
-    rec = sf.read(_units_file(tmp_path))
+def test_written_epochs_by_tag_and_table(written: sf.Recording) -> None:
+    rec = written
     assert rec.epochs["run"].tolist() == [[0.0, 2.0], [4.0, 6.0]]
     assert rec.epochs["rest"].tolist() == [[2.0, 4.0]] and rec.epochs["maze"].tolist() == [[0.0, 2.0]]
     assert rec.epochs["trials"].tolist() == [[0.5, 1.5]]
@@ -133,7 +141,7 @@ def test_unsorted_spikes_sorted_with_warning(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("case", "message"), [
-    ("no_units", r"no Units table .* add them with nwbfile\.add_unit\(\)"),
+    ("no_units", r"no Units table .* Add them with nwbfile\.add_unit\(\)"),
     ("nan_spike", r"units/spike_times of unit id 0 contains nan"),
     ("truncated", r"cannot be opened as NWB \(.* bytes; the HDF5 structure is damaged"),
     ("not_hdf5", r"cannot be opened as NWB \(.* bytes; it is not an HDF5 file"),

@@ -27,6 +27,8 @@ _STATE = {"debug": False}
 _OutRequired = Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (replaces an older run there).")]
 _ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML file or a run's config.json.")]
 _Device = Annotated[str | None, typer.Option(help="auto, cpu or cuda (default auto).")]
+_Analyses = Annotated[list[str] | None, typer.Option(help="Optional sections to run: spatial, thermo, memory "
+                                                            "(default all; comma-separated or repeated).")]
 _Seed = Annotated[int | None, typer.Option(help="Seed of sampling and shuffles (default 0).")]
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the report path.")]
 _Json = Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON on stdout.")]
@@ -188,7 +190,7 @@ def fit(out: _OutRequired,
         device: _Device = None,
         test_fraction: Annotated[float | None, typer.Option(help="Held-out final fraction of bins (0.2).")] = None,
         pixels_per_cm: Annotated[float | None, typer.Option(help="Calibration for position in pixels.")] = None,
-        analyses: Annotated[list[str] | None, typer.Option(help="Optional sections: spatial, thermo, memory.")] = None,
+        analyses: _Analyses = None,
         seed: _Seed = None,
         config_file: _ConfigFile = None,
         quiet: _Quiet = False,
@@ -218,7 +220,7 @@ def simulate_demo(config) -> tuple[Any, dict[str, Any]]:
                       coupling_strength=sim_cfg.coupling_strength, n_replay_events=sim_cfg.n_replay_events,
                       field_width=sim_cfg.field_width, peak_rate=sim_cfg.peak_rate, dt=sim_cfg.dt,
                       seed=sim_cfg.seed)
-    truth: dict[str, Any] = {"field_centers": sim.field_centers}
+    truth: dict[str, Any] = {"unit_ids": sim.recording.unit_ids, "field_centers": sim.field_centers}
     if abs(config.bin_size - sim.dt) < 1e-12:
         truth["couplings"] = sim.couplings  # comparable only at the generative time step
     return sim.recording, truth
@@ -230,10 +232,12 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to wr
          data: Annotated[Path | None, typer.Option(help="Run on this recording instead of simulated data.")] = None,
          config_file: _ConfigFile = None,
          device: _Device = None,
+         analyses: _Analyses = None,
          seed: _Seed = None,
          quiet: _Quiet = False,
          as_json: _Json = False) -> None:
     """The whole pipeline in one command: simulated place cells (or --data) -> fit -> report."""
+    from ._device import resolve_device
     from .io import read
     from .runs import execute_run
 
@@ -242,9 +246,10 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to wr
     if data is not None:
         recording, truth = read(data), {}
         epoch = base.epoch or ("run" if "run" in recording.epochs else None)
-        config = base.replace(data=str(data), epoch=epoch, device=device, seed=seed)
+        config = base.replace(data=str(data), epoch=epoch, device=device, seed=seed, analyses=_split(analyses))
     else:
-        config = base.replace(epoch=base.epoch or "run", device=device, seed=seed)
+        config = base.replace(epoch=base.epoch or "run", device=device, seed=seed, analyses=_split(analyses))
+        resolve_device(config.device)  # a bad --device fails before the simulation, not after
         if not quiet and not as_json:
             sim = config.simulation
             typer.echo(f"simulating {sim.n_cells} place cells: {sim.run_duration:g} s running + "

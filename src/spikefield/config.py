@@ -35,7 +35,7 @@ __all__ = ["RunConfig", "SimulationConfig", "load_config", "MODELS", "ANALYSES"]
 
 #: Models the CLI can fit (name -> ``spikefield`` attribute).
 MODELS: dict[str, str] = {"kinetic_ising": "KineticIsing"}
-#: Optional analysis sections a run may add to its report.
+#: Optional analysis sections spikefield itself registers (other packages may register more).
 ANALYSES: tuple[str, ...] = ("spatial", "thermo", "memory")
 
 
@@ -89,8 +89,9 @@ class RunConfig:
         Bins sampled from the fitted model to compare predicted and observed correlations.
     pixels_per_cm : float or None
         Scale for uncalibrated (pixel) position.
-    analyses : list of str
-        Optional report sections to compute (subset of :data:`ANALYSES`).
+    analyses : list of str or None
+        Optional report sections to compute (names of registered sections, e.g. :data:`ANALYSES`);
+        None computes all of them, ``[]`` none.
     seed : int
         Seed of every random step (sampling, shuffles).
     simulation : SimulationConfig
@@ -117,7 +118,7 @@ class RunConfig:
     test_fraction: float = 0.2
     n_sample_bins: int = 20_000
     pixels_per_cm: float | None = None
-    analyses: list[str] = field(default_factory=lambda: list(ANALYSES))
+    analyses: list[str] | None = None
     seed: int = 0
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
@@ -174,8 +175,6 @@ def _validate(cfg: RunConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
             raise ValidationError(f"config: {name} must be a list of strings, got {value!r}.")
-    for name in cfg.analyses:
-        _check_choice("analyses entry", name, ANALYSES)
     for name in ("data", "epoch"):
         value = getattr(cfg, name)
         if value is not None and not isinstance(value, str):

@@ -213,6 +213,26 @@ class Recording:
         return cls(trains, unit_list, units=units, series=series, epochs=epochs,
                    support=support, source=source)
 
+    @classmethod
+    def from_pynapple(cls, tsgroup: Any, position: Any = None, epochs: Mapping[str, Any] | None = None,
+                      **options: Any) -> Recording:
+        """Build a Recording from a pynapple ``TsGroup`` (needs the ``pynapple`` extra).
+
+        See :func:`spikefield.io.pynapple.from_pynapple` for the options.
+        """
+        from .io.pynapple import from_pynapple
+
+        return from_pynapple(tsgroup, position=position, epochs=epochs, **options)
+
+    def to_pynapple(self) -> dict[str, Any]:
+        """Convert to pynapple objects (``TsGroup``, ``TsdFrame``, ``IntervalSet``s).
+
+        See :func:`spikefield.io.pynapple.to_pynapple` for the returned mapping.
+        """
+        from .io.pynapple import to_pynapple
+
+        return to_pynapple(self)
+
     # ------------------------------------------------------------------ read-only views
     @property
     def spike_times(self) -> tuple[NDArray[np.float64], ...]:

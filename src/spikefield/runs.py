@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .config import MODELS, RunConfig
-from .errors import RecordingError, SpikefieldError, ValidationError
+from .errors import RecordingError, SpikefieldError, ValidationError, did_you_mean
 
 __all__ = ["RunFolderError", "RunResult", "atomic_directory", "execute_run", "rebuild_report", "load_run",
            "select_units", "is_run_folder"]
@@ -155,6 +155,16 @@ def select_units(recording, config: RunConfig):
                              f"min_rate={config.min_rate} Hz, quality={config.quality}); at least 2 are needed. "
                              "Lower --min-rate or choose another epoch.")
     return rec.select(units=keep) if not keep.all() else rec
+
+
+def _check_analyses(config: RunConfig) -> None:
+    from .report import sections
+
+    optional = [s.name for s in sections() if s.optional]
+    for name in config.analyses or []:
+        if name not in optional:
+            raise ValidationError(f"config: analyses: unknown section {name!r}.{did_you_mean(name, optional)} "
+                                  f"Registered optional sections: {', '.join(optional)}.")
 
 
 def _make_model(config: RunConfig):
@@ -279,13 +289,13 @@ def execute_run(config: RunConfig, out: str | Path, *, recording=None, ground_tr
     >>> result = execute_run(RunConfig(data="../shared/data/hc-linear-track"), "runs/hc")  # doctest: +SKIP
     """
     from . import __version__
+    from ._device import resolve_device
     from .io import read
     from .report import RunContext, compute_sections, save_results
     from .report.builder import metrics_json
 
-    from ._device import resolve_device
-
     resolve_device(config.device)  # fail before reading and binning, not after
+    _check_analyses(config)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     track = _tqdm_progress(progress)

@@ -48,7 +48,7 @@ def detect_format(path: str | Path) -> str:
         try:
             if fmt.load(fmt.sniffer)(path):
                 return name
-        except (OSError, ValueError):
+        except (OSError, ValueError, ImportError):
             continue
     listing = "\n".join(f"  - {k}: {v.description}" for k, v in FORMATS.items())
     raise ReaderError(

@@ -40,7 +40,7 @@ def load_mat(path: Path, *, squeeze_me: bool = False) -> dict[str, Any]:
         raw = scipy.io.loadmat(str(path), squeeze_me=squeeze_me)
     except NotImplementedError:  # scipy's message for v7.3 (HDF5) files
         return _load_mat_v73(path)
-    except (ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as exc:
+    except Exception as exc:  # scipy raises ValueError, OSError, IndexError, MatReadError... on damaged files
         size = path.stat().st_size
         raise ReaderError(
             f"{path}: cannot be read as a MATLAB 5/7 MAT-file ({size:,} bytes; {exc}); the file is "

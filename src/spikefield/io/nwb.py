@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
-
 from hdmf.common import VectorIndex
+from numpy.typing import NDArray
 
 from ..errors import ReaderError, did_you_mean
 from ..recording import Recording
@@ -77,7 +76,7 @@ def _spike_trains(units: Any, path: Path) -> list[NDArray[np.float64]]:
     for k, uid in enumerate(ids):
         train = data[bounds[k]:bounds[k + 1]]
         if not np.all(np.isfinite(train)):
-            bad = train[~np.isfinite(train)][0]
+            bad = float(train[~np.isfinite(train)][0])
             raise ReaderError(f"{path}: units/spike_times of unit id {uid} contains {bad!r}; expected finite "
                               "spike times in seconds.")
         if train.size > 1 and np.any(np.diff(train) < 0):
@@ -191,7 +190,8 @@ def _intervals(nwbfile: Any) -> dict[str, NDArray[np.float64]]:
     for table_name, table in tables.items():
         frame = table.to_dataframe()
         for row in frame.itertuples():
-            tags = list(getattr(row, "tags", []) or []) if table_name == "epochs" else []
+            tags = getattr(row, "tags", None) if table_name == "epochs" else None
+            tags = [] if tags is None else [t for t in np.atleast_1d(tags).tolist() if str(t)]
             for label in tags or [table_name]:
                 _add_interval(raw, str(label), row.start_time, row.stop_time)
     epochs = {}

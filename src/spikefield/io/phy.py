@@ -192,7 +192,8 @@ def read_phy(path: str | Path, good_only: bool = False, sample_rate: float | Non
     clusters = _load_vector(cluster_file, "spike clusters").astype(np.int64)
     if clusters.size != samples.size:
         raise ReaderError(f"{folder}: spike_times.npy has {samples.size:,} spikes but {cluster_file.name} has "
-                          f"{clusters.size:,} labels; expected one cluster label per spike (files from different runs?).")
+                          f"{clusters.size:,} labels; expected one cluster label per spike (files from "
+                          "different runs?).")
     times = samples.astype(np.float64) / rate
     order = np.lexsort((times, clusters))  # group by cluster, time-sorted within each (no spike lost)
     ids, starts = np.unique(clusters[order], return_index=True)

@@ -127,7 +127,10 @@ def to_pynapple(recording: Recording) -> dict[str, Any]:
         raise ReaderError(f"{recording.source}: empty support; nothing to convert to pynapple.")
     time_support = nap.IntervalSet(start=support[:, 0], end=support[:, 1])
     metadata = recording.units.set_index(pd.RangeIndex(recording.n_units))
-    group = nap.TsGroup({k: nap.Ts(t=np.asarray(t)) for k, t in enumerate(recording.spike_times)},
+    # Each Ts gets the support explicitly: pynapple otherwise derives it from the spikes (and
+    # warns for one-spike units).
+    group = nap.TsGroup({k: nap.Ts(t=np.asarray(t), time_support=time_support)
+                         for k, t in enumerate(recording.spike_times)},
                         time_support=time_support, metadata=metadata.drop(columns=["rate_hz"]))
 
     def frame(ts: TimeSeries) -> Any:

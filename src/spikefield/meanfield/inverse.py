@@ -187,7 +187,7 @@ class _Objective:
         loss = 0.5 * (r_m.square().sum() + r_D.square().sum())
         (grad,) = torch.autograd.grad(loss, x)
         self.worst = (float(r_m.detach().abs().max()), float(r_D.detach().abs().max()))
-        return float(loss), grad.cpu().numpy().astype(np.float64)
+        return float(loss.detach()), grad.cpu().numpy().astype(np.float64)
 
 
 def _moment_matching(objective: _Objective, h0: NDArray, J0: NDArray, tol: float,

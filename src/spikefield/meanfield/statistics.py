@@ -24,30 +24,33 @@ class _Sums:
         self.cur, self.prev, self.prev_pp, self.before_pp = zeros(size), zeros(size), zeros(size), zeros(size)
         self.cur_cur, self.prev_prev, self.cur_prev, self.prev_before = (zeros(size, size) for _ in range(4))
 
-    def add(self, block: torch.Tensor) -> None:
-        """Add the transitions inside one contiguous block of rows (never crossing a segment)."""
-        prev, cur = block[:-1], block[1:]
+    def add(self, block: torch.Tensor, lead: int) -> None:
+        """Add the transitions whose previous rows are ``block[lead:-1]``; ``block[0]`` is the row
+        before them when ``lead == 1`` (used only for the triples of ``D_prev``)."""
+        prev, cur = block[lead:-1], block[lead + 1:]
         self.count += cur.shape[0]
         self.cur += cur.sum(0)
         self.prev += prev.sum(0)
         self.cur_cur += cur.T @ cur
         self.prev_prev += prev.T @ prev
         self.cur_prev += cur.T @ prev
-        if block.shape[0] > 2:  # triples (t−2, t−1, t) for the previous step's delayed covariance
-            middle, before = block[1:-1], block[:-2]
-            self.count_pp += middle.shape[0]
-            self.prev_pp += middle.sum(0)
-            self.before_pp += before.sum(0)
-            self.prev_before += middle.T @ before
+        # triples (t−2, t−1, t): the previous row needs its own predecessor inside the segment
+        middle, before = (prev, block[:-2]) if lead else (prev[1:], prev[:-1])
+        self.count_pp += middle.shape[0]
+        self.prev_pp += middle.sum(0)
+        self.before_pp += before.sum(0)
+        self.prev_before += middle.T @ before
 
 
 def _blocks(raster: Raster, skip: int, chunk_bins: int) -> Any:
-    """Row ranges ``[a, b)`` covering every segment after its first ``skip`` bins, overlapping by two
-    rows so that every transition and triple is counted exactly once."""
+    """``(first_row, stop_row, lead)``: previous rows ``[a, b−1)`` of at most ``chunk_bins``
+    transitions inside one segment (after its first ``skip`` bins), read with one extra row on
+    each side where it exists, so every transition and triple is counted exactly once."""
     for start, stop in raster.segments:
         first = int(start) + skip
         for a in range(first, int(stop) - 1, chunk_bins):
-            yield a, min(a + chunk_bins + 1, int(stop))
+            lead = 1 if a > first else 0
+            yield a - lead, min(a + chunk_bins, int(stop) - 1) + 1, lead
 
 
 def statistics(raster: Raster, *, skip: int = 0, chunk_bins: int = 65536, device: str = "cpu") -> dict[str, Any]:
@@ -91,8 +94,8 @@ def statistics(raster: Raster, *, skip: int = 0, chunk_bins: int = 65536, device
         raise ValidationError(f"chunk_bins must be an integer >= 2; got {chunk_bins!r}.")
     dev = resolve_device(device)
     sums = _Sums(raster.n_units, dev)
-    for a, b in _blocks(raster, int(skip), int(chunk_bins)):
-        sums.add(raster.to_torch(dev, torch.float64, spins=True, start=a, stop=b))
+    for a, b, lead in _blocks(raster, int(skip), int(chunk_bins)):
+        sums.add(raster.to_torch(dev, torch.float64, spins=True, start=a, stop=b), lead)
     if sums.count < 2:
         raise RasterError(f"statistics: the raster has {sums.count} transitions after skipping {skip} bins per "
                           "segment; at least 2 are needed.")

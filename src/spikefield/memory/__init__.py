@@ -9,9 +9,11 @@ in one place, with capacity and pruning experiments and an attractor analysis of
 from __future__ import annotations
 
 from ._common import as_spins, corrupt, mattis_overlaps, run_dynamics
+from .attractors import attractors, pattern_overlaps, plot_attractors
 from .capacity import AGS_CRITICAL_LOAD, capacity_curve, critical_load, plot_capacity
 from .hopfield import Hopfield, hebbian_couplings, ising_energy, pseudoinverse_couplings
 from .modern import ModernHopfield, modern_hopfield_energy, modern_hopfield_update
+from .pruning import plot_pruning, prune, pruning_curve
 from .sequence import SequenceHopfield, sequence_couplings
 
 __all__ = [
@@ -32,4 +34,10 @@ __all__ = [
     "critical_load",
     "plot_capacity",
     "AGS_CRITICAL_LOAD",
+    "prune",
+    "pruning_curve",
+    "plot_pruning",
+    "attractors",
+    "pattern_overlaps",
+    "plot_attractors",
 ]

@@ -54,38 +54,37 @@ def random_patterns(n_patterns: int, n_neurons: int, seed: np.random.SeedSequenc
     return (2 * rng.integers(0, 2, size=(n_patterns, n_neurons)) - 1).astype(np.int8)
 
 
-def final_target_overlaps(network: str, couplings: torch.Tensor | None, patterns: NDArray[np.int8],
-                          cues: NDArray[np.int8], *, mode: str, max_sweeps: int, beta: float,
-                          generator: torch.Generator, device: torch.device) -> tuple[NDArray, NDArray]:
-    """Overlap of each cue's final state with its target, and whether the state converged."""
+def final_target_overlaps(network: str, patterns: NDArray[np.int8], cues: NDArray[np.int8], *, mode: str,
+                          max_sweeps: int, beta: float, generator: torch.Generator,
+                          device: torch.device) -> tuple[NDArray, NDArray]:
+    """Overlap of each cue's final state with its target, and whether the state converged.
+
+    ``patterns`` and ``cues`` are (G, P, N): G independent networks run as one batch.
+    Returns two (G, P) arrays.
+    """
     dtype = default_dtype(device)
     stored = torch.as_tensor(patterns, device=device).to(dtype)
     start = torch.as_tensor(cues, device=device).to(dtype)
+    converged = torch.ones(stored.shape[:2], dtype=torch.bool)
     if network == "modern":
         updated = modern_hopfield_update(start, stored, stored, beta)
-        final = torch.where(updated >= 0, 1.0, -1.0).to(dtype)
-        targets, converged = stored, torch.ones(len(cues), dtype=torch.bool)
+        final, targets = torch.where(updated >= 0, 1.0, -1.0).to(dtype), stored
     elif network == "sequence":
+        couplings = sequence_couplings(stored.to(torch.float64), cyclic=True).to(dtype)
         final, _, _ = run_dynamics(start, couplings, None, 1, mode="sync", generator=generator)
-        targets, converged = torch.roll(stored, -1, dims=0), torch.ones(len(cues), dtype=torch.bool)
+        targets = torch.roll(stored, -1, dims=1)
     else:
+        builder = hebbian_couplings if network == "hebbian" else pseudoinverse_couplings
+        couplings = builder(stored.to(torch.float64)).to(dtype)
         final, converged, _ = run_dynamics(start, couplings, None, max_sweeps, mode=mode, generator=generator)
         targets = stored
-    overlaps = (final * targets).sum(dim=1) / patterns.shape[1]
+    overlaps = (final * targets).sum(dim=-1) / patterns.shape[-1]
     return overlaps.cpu().numpy(), converged.cpu().numpy()
 
 
-def _couplings(network: str, patterns: NDArray[np.int8], device: torch.device) -> torch.Tensor | None:
-    if network == "modern":
-        return None
-    stored = torch.as_tensor(patterns, device=device, dtype=torch.float64)
-    if network == "hebbian":
-        couplings = hebbian_couplings(stored)
-    elif network == "pseudoinverse":
-        couplings = pseudoinverse_couplings(stored)
-    else:
-        couplings = sequence_couplings(stored, cyclic=True)
-    return couplings.to(default_dtype(device))
+def _group_size(n_neurons: int, n_trials: int) -> int:
+    """Trials run together: as many coupling matrices as fit in ~256 MB (float64)."""
+    return int(max(1, min(n_trials, (256 << 20) // (8 * n_neurons * n_neurons))))
 
 
 def capacity_curve(network: str = "hebbian", n_neurons: int = 500, loads: Sequence[float] | None = None, *,
@@ -148,19 +147,27 @@ def capacity_curve(network: str = "hebbian", n_neurons: int = 500, loads: Sequen
     minimum = 2 if network == "sequence" else 1
     seeds = np.random.SeedSequence(seed).spawn(loads_arr.size * n_trials)
     rows = []
+    group = _group_size(n_neurons, n_trials)
     for load_index, load in enumerate(loads_arr):
         n_patterns = max(minimum, int(round(load * n_neurons)))
-        for trial in range(n_trials):
-            pattern_seed, cue_seed, dynamics_seed = seeds[load_index * n_trials + trial].spawn(3)
-            patterns = random_patterns(n_patterns, n_neurons, pattern_seed)
-            cues = corrupt(patterns, flip_fraction, seed=cue_seed) if flip_fraction else patterns
+        load_seeds = seeds[load_index * n_trials:(load_index + 1) * n_trials]
+        for first in range(0, n_trials, group):
+            # Each trial draws its patterns and cues from its own seed; the update order comes
+            # from the generator of the group's first trial.
+            trial_seeds = [load_seeds[t].spawn(3) for t in range(first, min(first + group, n_trials))]
+            patterns = np.stack([random_patterns(n_patterns, n_neurons, ts[0]) for ts in trial_seeds])
+            cues = np.stack([corrupt(p, flip_fraction, seed=ts[1]) if flip_fraction else p
+                             for p, ts in zip(patterns, trial_seeds, strict=True)])
             overlaps, converged = final_target_overlaps(
-                network, _couplings(network, patterns, target), patterns, cues, mode=mode,
-                max_sweeps=max_sweeps, beta=beta, generator=torch_generator(dynamics_seed, target), device=target)
-            rows.append({"network": network, "n_neurons": n_neurons, "n_patterns": n_patterns,
-                         "load": n_patterns / n_neurons, "trial": trial, "flip_fraction": flip_fraction,
-                         "criterion": criterion, "fraction_retrieved": float(np.mean(overlaps >= criterion)),
-                         "mean_overlap": float(np.mean(overlaps)), "fraction_converged": float(np.mean(converged))})
+                network, patterns, cues, mode=mode, max_sweeps=max_sweeps, beta=beta,
+                generator=torch_generator(trial_seeds[0][2], target), device=target)
+            for offset in range(len(trial_seeds)):
+                rows.append({"network": network, "n_neurons": n_neurons, "n_patterns": n_patterns,
+                             "load": n_patterns / n_neurons, "trial": first + offset, "flip_fraction": flip_fraction,
+                             "criterion": criterion,
+                             "fraction_retrieved": float(np.mean(overlaps[offset] >= criterion)),
+                             "mean_overlap": float(np.mean(overlaps[offset])),
+                             "fraction_converged": float(np.mean(converged[offset]))})
     return pd.DataFrame(rows)
 
 

@@ -38,23 +38,23 @@ RULES = ("hebbian", "pseudoinverse")
 
 
 def hebbian_couplings(patterns: torch.Tensor, *, self_couplings: bool = False) -> torch.Tensor:
-    """Hebbian couplings ``J = Ξᵀ Ξ / N`` of patterns ``Ξ`` (P, N)."""
-    couplings = patterns.T @ patterns / patterns.shape[1]
+    """Hebbian couplings ``J = Ξᵀ Ξ / N`` of patterns ``Ξ`` (..., P, N) -> (..., N, N)."""
+    couplings = patterns.transpose(-2, -1) @ patterns / patterns.shape[-1]
     if not self_couplings:
-        couplings.fill_diagonal_(0.0)
+        couplings.diagonal(dim1=-2, dim2=-1).zero_()
     return couplings
 
 
 def pseudoinverse_couplings(patterns: torch.Tensor, *, self_couplings: bool = False) -> torch.Tensor:
-    """Projection couplings ``J = Ξᵀ (Ξ Ξᵀ)⁺ Ξ`` of patterns ``Ξ`` (P, N).
+    """Projection couplings ``J = Ξᵀ (Ξ Ξᵀ)⁺ Ξ`` of patterns ``Ξ`` (..., P, N) -> (..., N, N).
 
     The Moore–Penrose pseudo-inverse of the P×P overlap matrix keeps the rule defined when
     patterns are linearly dependent (then J projects on their span).
     """
-    gram = patterns @ patterns.T
-    couplings = patterns.T @ torch.linalg.pinv(gram, hermitian=True) @ patterns
+    transposed = patterns.transpose(-2, -1)
+    couplings = transposed @ torch.linalg.pinv(patterns @ transposed, hermitian=True) @ patterns
     if not self_couplings:
-        couplings.fill_diagonal_(0.0)
+        couplings.diagonal(dim1=-2, dim2=-1).zero_()
     return couplings
 
 

@@ -39,18 +39,18 @@ __all__ = ["SequenceHopfield", "sequence_couplings"]
 
 def sequence_couplings(sequence: torch.Tensor, *, cyclic: bool = False, symmetric_strength: float = 0.0,
                        self_couplings: bool = False) -> torch.Tensor:
-    """Couplings ``J = (1/N) Σ_μ ξ^{μ+1} ξ^{μᵀ} + λ (1/N) Σ_μ ξ^μ ξ^{μᵀ}`` of a sequence (P, N).
+    """Couplings ``J = (1/N) Σ_μ ξ^{μ+1} ξ^{μᵀ} + λ (1/N) Σ_μ ξ^μ ξ^{μᵀ}`` of a sequence (..., P, N).
 
     With ``cyclic=True`` the last pattern leads back to the first.
     """
-    n_neurons = sequence.shape[1]
-    successors = torch.roll(sequence, -1, dims=0) if cyclic else sequence[1:]
-    predecessors = sequence if cyclic else sequence[:-1]
-    couplings = successors.T @ predecessors / n_neurons
+    n_neurons = sequence.shape[-1]
+    successors = torch.roll(sequence, -1, dims=-2) if cyclic else sequence[..., 1:, :]
+    predecessors = sequence if cyclic else sequence[..., :-1, :]
+    couplings = successors.transpose(-2, -1) @ predecessors / n_neurons
     if symmetric_strength:
-        couplings = couplings + symmetric_strength * (sequence.T @ sequence) / n_neurons
+        couplings = couplings + symmetric_strength * (sequence.transpose(-2, -1) @ sequence) / n_neurons
     if not self_couplings:
-        couplings.fill_diagonal_(0.0)
+        couplings.diagonal(dim1=-2, dim2=-1).zero_()
     return couplings
 
 

@@ -163,10 +163,12 @@ ChunkSource = Callable[[Tensor | None], Iterable[tuple[Tensor, Tensor]]]
 class _Problem:
     """The penalised mean objective in scaled coordinates ``x = (v, b̃)``, shape (n_out, n_in+1).
 
-    ``w = v / scale`` and ``b = b̃ − w·mean``: inputs are centred on their means and divided by
-    their standard deviations *inside the parameterisation*, so the data are never copied or
-    transformed. Centring decorrelates bias and weights; unit scale makes the curvature of
-    every weight comparable, which is what makes one L-BFGS metric fit all coordinates.
+    ``w = v / scale`` and ``b = b̃ − w·mean``: inputs are centred on their means and scaled
+    *inside the parameterisation*, so the data are never copied or transformed. Centring
+    decorrelates bias and weights. ``scale[i, j] = sqrt(var_j + l2/(16 c_i))`` (``c_i`` the
+    neuron's curvature ȳ(1−ȳ)) equalises the diagonal of the penalised Hessian, so every
+    coordinate of a neuron has curvature ≈ c_i and one L-BFGS metric fits them all; without
+    the penalty term a ridge on rarely active inputs makes the problem stiff.
     """
 
     def __init__(self, chunks: ChunkSource, n_samples: int, mean: Tensor, scale: Tensor, l2: float,
@@ -177,7 +179,7 @@ class _Problem:
         self.n_out_total = 1
 
     def natural(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-        weights = x[:, :-1] / self.scale
+        weights = x[:, :-1] / self.scale[rows]
         if self.weight_mask is not None:
             weights = weights * self.weight_mask[rows]
         return weights, x[:, -1] - weights @ self.mean
@@ -185,7 +187,7 @@ class _Problem:
     def criterion(self, grad: Tensor, x: Tensor, rows: Tensor, l1: float) -> Tensor:
         """:func:`spin_gradient` for neurons ``rows`` (couplings' signs read from ``x``)."""
         mask = None if self.weight_mask is None else self.weight_mask[rows]
-        return spin_gradient(grad, x, self.mean, self.scale, l1, mask)
+        return spin_gradient(grad, x, self.mean, self.scale[rows], l1, mask)
 
     def evaluate(self, x: Tensor, rows: Tensor, with_grad: bool = True) -> tuple[Tensor, Tensor | None, LossGrad]:
         """Objective per neuron (penalised mean nll) and its gradient wrt ``x`` for neurons ``rows``."""
@@ -199,7 +201,7 @@ class _Problem:
             return objective, None, raw
         grad_w = raw.grad_weights / self.n_samples + self.l2 / 16 * weights
         grad_b = raw.grad_bias / self.n_samples
-        grad_v = (grad_w - grad_b[:, None] * self.mean) / self.scale
+        grad_v = (grad_w - grad_b[:, None] * self.mean) / self.scale[rows]
         if mask is not None:
             grad_v = grad_v * mask
         return objective, torch.cat([grad_v, grad_b[:, None]], dim=1), raw
@@ -252,10 +254,11 @@ def fit_logistic(chunks: ChunkSource, n_out: int, n_samples: int, *, mean: Tenso
     problem = _Problem(chunks, n_samples, mean, scale, l2, weight_mask)
     problem.n_out_total = n_out
     rate = target_mean.clamp(1.0 / (n_samples + 2), 1 - 1.0 / (n_samples + 2))
-    x = torch.zeros((n_out, mean.numel() + 1), dtype=torch.float64, device=device)
-    x[:, -1] = torch.logit(rate)
     # Curvature of the independent model, ȳ(1−ȳ), per neuron: the first step's inverse metric.
     curvature = rate * (1 - rate)
+    problem.scale = torch.sqrt(scale[None, :] ** 2 + l2 / (16 * curvature[:, None]))
+    x = torch.zeros((n_out, mean.numel() + 1), dtype=torch.float64, device=device)
+    x[:, -1] = torch.logit(rate)
     solve = _lbfgs if l1 == 0 else _fista
     return solve(problem, x, curvature, l1=l1, max_iter=max_iter, tol=tol, history=history)
 
@@ -344,13 +347,13 @@ def _fista(problem: _Problem, x: Tensor, curvature: Tensor, *, l1: float, max_it
     n_out = x.shape[0]
     all_rows = torch.arange(n_out, device=x.device)
     # l1 ‖J‖₁ = (l1/4) Σ_j |v_j| / scale_j in the scaled coordinates; the bias is not penalised.
-    threshold = torch.cat([l1 / 4 / problem.scale, torch.zeros(1, dtype=x.dtype, device=x.device)])
+    threshold = torch.cat([l1 / 4 / problem.scale, torch.zeros((n_out, 1), dtype=x.dtype, device=x.device)], dim=1)
 
-    def penalty(z: Tensor) -> Tensor:
-        return (threshold * z.abs()).sum(dim=1)
+    def penalty(z: Tensor, rows: Tensor) -> Tensor:
+        return (threshold[rows] * z.abs()).sum(dim=1)
 
     def prox(z: Tensor, step: Tensor, rows: Tensor) -> Tensor:
-        out = torch.sign(z) * torch.clamp(z.abs() - step[:, None] * threshold, min=0)
+        out = torch.sign(z) * torch.clamp(z.abs() - step[:, None] * threshold[rows], min=0)
         if problem.weight_mask is not None:
             out[:, :-1] *= problem.weight_mask[rows]
         return out
@@ -386,7 +389,7 @@ def _fista(problem: _Problem, x: Tensor, curvature: Tensor, *, l1: float, max_it
             step[r[~ok]] *= 0.5
             pending[sub] = ~ok
         stalled[rows[pending]] = True
-        total_new, total_old = f_new + penalty(x_new), f_x[rows] + penalty(x[rows])
+        total_new, total_old = f_new + penalty(x_new, rows), f_x[rows] + penalty(x[rows], rows)
         restart = total_new > total_old  # adaptive restart (O'Donoghue & Candès 2015)
         t_next = (1 + torch.sqrt(1 + 4 * momentum[rows] ** 2)) / 2
         beta = torch.where(restart, torch.zeros_like(t_next), (momentum[rows] - 1) / t_next)
@@ -401,6 +404,6 @@ def _fista(problem: _Problem, x: Tensor, curvature: Tensor, *, l1: float, max_it
             r = rows[moved]
             f_m, g_m, _ = problem.evaluate(y_next[moved], r)
             y[r], f_y[r], g_y[r] = y_next[moved], f_m, g_m
-        loss_curve.append(float((f_x + penalty(x)).mean()))
+        loss_curve.append(float((f_x + penalty(x, all_rows)).mean()))
     weights, bias = problem.natural(x, all_rows)
     return SolverResult(weights, bias, n_iter, converged, loss_curve, crit, problem.n_passes)

@@ -36,7 +36,9 @@ def _spatial_compute(ctx: RunContext) -> SectionResult:
     linear = pos.n_dims > 1
     maps = spatial.rate_maps(rec, bin_size, speed_threshold=speed_threshold, smooth=bin_size,
                              linearize=True if linear else None)
-    table = spatial.spatial_information(rec, bin_size, n_shuffles=100, seed=ctx.config.seed,
+    # Shuffles shift spikes by at least 20 s, or a quarter of a short recording.
+    min_shift = min(20.0, rec.duration / 4)
+    table = spatial.spatial_information(rec, bin_size, n_shuffles=100, seed=ctx.config.seed, min_shift=min_shift,
                                         speed_threshold=speed_threshold, smooth=bin_size,
                                         linearize=True if linear else None)
     p = table["p_value"].to_numpy(float)
@@ -44,15 +46,17 @@ def _spatial_compute(ctx: RunContext) -> SectionResult:
               "n_units": int(maps.n_units), "n_informative_p01": int(np.sum(p < 0.01)),
               "median_bits_per_spike": float(np.nanmedian(table["bits_per_spike"])),
               "linearized": bool(linear)}
+    ctx.cache["rate_maps"] = (maps.maps.reshape(maps.n_units, -1), maps.bin_centers[0])
     arrays = {"maps": maps.maps.reshape(maps.n_units, -1), "centers": maps.bin_centers[0],
               "bits_per_spike": table["bits_per_spike"].to_numpy(float), "p_value": p}
-    truth = ctx.ground_truth.get("field_centers")
+    truth = ctx.truth("field_centers")
     peaks = np.asarray(maps.peak_position(), dtype=float).reshape(maps.n_units, -1)[:, 0]
     if truth is not None and not linear:
-        truth = np.asarray(truth, dtype=float)
         has = np.isfinite(truth) & np.isfinite(peaks)
         if has.any():
-            values["fraction_fields_within_one_bin"] = float(np.mean(np.abs(peaks[has] - truth[has]) <= bin_size))
+            offset = peaks[has] - truth[has]
+            values["fraction_fields_within_one_bin"] = float(np.mean(np.abs(offset) <= bin_size))
+            values["median_field_offset"] = float(np.median(offset))
     if hasattr(spatial, "decode"):
         decoded = spatial.decode(rec, bin_size=bin_size, time_bin=0.25, n_folds=5)
         values["decoding_median_error"] = float(decoded.median_error)
@@ -88,8 +92,9 @@ def _spatial_render(result: SectionResult) -> SectionOutput:
              ("spatially informative units (p < 0.01)", f"{v['n_informative_p01']} of {v['n_units']}"),
              ("median information", f"{_fmt(v['median_bits_per_spike'])} bits/spike")]
     if "fraction_fields_within_one_bin" in v:
-        table.append(("place-field peaks within one bin of the truth",
-                      f"{100 * v['fraction_fields_within_one_bin']:.0f}% of cells with a field"))
+        table.append(("rate-map peaks within one bin of the simulated field centre",
+                      f"{100 * v['fraction_fields_within_one_bin']:.0f}% of cells with a field (median offset "
+                      f"{v['median_field_offset']:+.1f} {unit}; couplings shift firing along the direction of travel)"))
     if "decoding_median_error" in v:
         table.append(("decoding median error (5-fold, contiguous)", f"{_fmt(v['decoding_median_error'])} {unit}"))
     return SectionOutput(figures=[FigureSpec("rate_maps", fig, caption)], table=table)
@@ -144,37 +149,60 @@ def _thermo_render(result: SectionResult) -> SectionOutput:
 
 
 # ---------------------------------------------------------------------- memory / attractors
+def _place_patterns(ctx: RunContext) -> tuple[np.ndarray, np.ndarray] | None:
+    """Population patterns along the track: unit i is +1 at position x when its rate there is at least
+    half its peak (from the spatial section's rate maps), one pattern per spatial bin."""
+    found = ctx.cache.get("rate_maps")
+    if found is None:
+        return None
+    maps, centers = found
+    peak = np.nanmax(np.where(np.isfinite(maps), maps, -np.inf), axis=1)
+    active = np.nan_to_num(maps, nan=0.0) >= 0.5 * np.where(peak > 0, peak, np.inf)[:, None]
+    return np.where(active.T, 1, -1).astype(np.int8), centers
+
+
 def _memory_compute(ctx: RunContext) -> SectionResult:
+    import warnings
+
     import spikefield.memory as memory
 
-    if not hasattr(memory, "attractors"):
-        raise SectionSkipped("spikefield.memory.attractors is not available in this version")
-    found = memory.attractors(ctx.model, n_starts=512, seed=ctx.config.seed)
-    frame = found if hasattr(found, "columns") else getattr(found, "table", None)
-    if frame is None:
-        raise TypeError(f"memory.attractors returned {type(found).__name__}, expected a table")
-    values = {"n_attractors": int(len(frame)), "columns": [str(c) for c in frame.columns]}
-    arrays = {}
-    for column in ("basin_size", "period"):
-        if column in frame.columns:
-            arrays[column] = frame[column].to_numpy(float)
+    patterns = _place_patterns(ctx)
+    options = {} if patterns is None else {"patterns": patterns[0], "pattern_labels": list(patterns[1])}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = memory.attractors(ctx.model, n_starts=512, seed=ctx.config.seed, device="cpu", **options)
+    values = {"n_attractors": int(len(table)), "n_fixed_points": int(np.sum(table["period"] == 1)),
+              "n_cycles": int(np.sum(table["period"] > 1)), "n_starts": int(table.attrs.get("n_starts", 512)),
+              "n_unresolved": int(table.attrs.get("n_unresolved", 0)),
+              "warnings": sorted({str(w.message) for w in caught})}
+    arrays = {"basin_fraction": table["basin_fraction"].to_numpy(float), "period": table["period"].to_numpy(float),
+              "mean_activity": table["mean_activity"].to_numpy(float)}
+    if "best_overlap" in table.columns:
+        arrays["best_overlap"] = table["best_overlap"].to_numpy(float)
+        arrays["best_pattern"] = np.asarray(table["best_pattern"], dtype=float)
+        values["pattern_unit"] = ctx.recording.position.unit
     return SectionResult(values=values, arrays=arrays)
 
 
 def _memory_render(result: SectionResult) -> SectionOutput:
     v, a = result.values, result.arrays
-    figures = []
-    if "basin_size" in a and a["basin_size"].size:
-        fig, ax = new_figure(6.0, 3.2)
-        basins = np.sort(a["basin_size"])[::-1]
-        ax.bar(np.arange(basins.size), basins, color="#117733")
-        ax.set_xlabel("attractor (sorted by basin size)")
-        ax.set_ylabel("basin size (fraction of starts)")
-        figures.append(FigureSpec("attractor_basins", fig,
-                                  f"Basin sizes of the {v['n_attractors']} fixed points and cycles reached by the "
-                                  "fitted network's zero-temperature dynamics from random starting states."))
-    table = [("attractors found (fixed points and cycles)", str(v["n_attractors"]))]
-    return SectionOutput(figures=figures, table=table)
+    shown = min(20, a["basin_fraction"].size)
+    fig, ax = new_figure(7.0, 3.4)
+    colours = np.where(a["period"][:shown] > 1, "#ee7733", "#117733")
+    ax.bar(np.arange(shown), a["basin_fraction"][:shown], color=colours)
+    ax.set_xlabel("attractor (largest basin first; green fixed point, orange cycle)")
+    ax.set_ylabel("basin (fraction of random starts)")
+    caption = (f"Basins of the {v['n_attractors']} fixed points and cycles that the fitted network's zero-temperature "
+               f"parallel dynamics reaches from {v['n_starts']} random starting states (largest {shown} shown).")
+    table = [("attractors (fixed points / cycles)", f"{v['n_attractors']} ({v['n_fixed_points']} / {v['n_cycles']})"),
+             ("largest basin", f"{100 * a['basin_fraction'][0]:.0f}% of starts, mean activity "
+                               f"{a['mean_activity'][0]:.2f} (fraction of active units)")]
+    if v["n_unresolved"]:
+        table.append(("starts not settled within the step limit", str(v["n_unresolved"])))
+    if "best_overlap" in a:
+        table.append(("overlap of the largest-basin attractor with a place-cell pattern",
+                      f"{a['best_overlap'][0]:+.2f} (pattern at {a['best_pattern'][0]:.0f} {v['pattern_unit']})"))
+    return SectionOutput(figures=[FigureSpec("attractor_basins", fig, caption)], table=table)
 
 
 ANALYSIS_SECTIONS = (

@@ -21,6 +21,13 @@ def _fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r, NaN (not a warning) when either side is constant."""
+    if x.size < 3 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
 def unit_order(recording) -> tuple[np.ndarray, str]:
     """Unit order for figures: by place-field peak when position exists, else by brain area, else
     by firing rate; returns (indices, a description of the key)."""
@@ -164,11 +171,10 @@ def _couplings_compute(ctx: RunContext) -> SectionResult:
               "J_offdiag_std": float(off.std()) if off.size else float("nan"),
               "J_asymmetry": float(np.linalg.norm(J - J.T) / max(np.linalg.norm(J + J.T), 1e-300))}
     arrays = {"J": J, "h": h, "order": np.asarray(order)}
-    truth = ctx.ground_truth.get("couplings")
+    truth = ctx.truth("couplings")
     if truth is not None:
-        truth = np.asarray(truth, dtype=np.float64)
         mask = ~np.eye(J.shape[0], dtype=bool)
-        values["J_true_correlation"] = float(np.corrcoef(J[mask], truth[mask])[0, 1])
+        values["J_true_correlation"] = _correlation(J[mask], truth[mask])
         arrays["J_true"] = truth
     return SectionResult(values=values, arrays=arrays)
 
@@ -272,12 +278,9 @@ def _moments_compute(ctx: RunContext) -> SectionResult:
               "C_obs": observed["C"][upper], "C_pred": predicted["C"][upper],
               "D_obs": observed["D"][off], "D_pred": predicted["D"][off]}
 
-    def corr(x, y):
-        return float(np.corrcoef(x, y)[0, 1]) if x.size > 2 and x.std() > 0 and y.std() > 0 else float("nan")
-
-    values = {"n_sample_bins": int(samples.shape[0]), "r_mean": corr(arrays["m_obs"], arrays["m_pred"]),
-              "r_equal_time": corr(arrays["C_obs"], arrays["C_pred"]),
-              "r_delayed": corr(arrays["D_obs"], arrays["D_pred"])}
+    values = {"n_sample_bins": int(samples.shape[0]), "r_mean": _correlation(arrays["m_obs"], arrays["m_pred"]),
+              "r_equal_time": _correlation(arrays["C_obs"], arrays["C_pred"]),
+              "r_delayed": _correlation(arrays["D_obs"], arrays["D_pred"])}
     return SectionResult(values=values, arrays=arrays)
 
 

@@ -117,6 +117,23 @@ class RunContext:
     cache: dict[str, Any] = field(default_factory=dict)
     progress: Callable[..., Any] = lambda iterable, **_: iterable
 
+    def truth(self, name: str) -> NDArray | None:
+        """Ground truth ``name`` restricted to the fitted units (vectors per unit, matrices unit x unit).
+
+        Ground truth is given for the simulated recording's units (``ground_truth["unit_ids"]``);
+        unit selection may have dropped some, so it is re-indexed here by unit id.
+        """
+        value = self.ground_truth.get(name)
+        if value is None:
+            return None
+        value = np.asarray(value, dtype=np.float64)
+        ids = self.ground_truth.get("unit_ids")
+        if ids is None:
+            return value
+        position = {str(u): k for k, u in enumerate(ids)}
+        index = np.array([position[str(u)] for u in self.recording.unit_ids])
+        return value[np.ix_(index, index)] if value.ndim == 2 else value[index]
+
     def rng(self, stream: str) -> np.random.Generator:
         """A generator seeded by the run's seed and a stream name, so sections never share draws."""
         return np.random.default_rng([self.config.seed, *stream.encode()])

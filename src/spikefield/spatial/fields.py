@@ -126,17 +126,25 @@ def autocorrelogram(rate_map: NDArray[np.float64], min_overlap: int = 20) -> NDA
     return r
 
 
-def _rotation_correlations(acorr: NDArray[np.float64], ring: NDArray[np.bool_],
-                           angles: tuple[int, ...]) -> dict[int, float]:
+def _ring_correlations(acorr: NDArray[np.float64], radius: NDArray[np.float64], inner: float,
+                       outers: NDArray[np.float64], angle: float) -> NDArray[np.float64]:
+    """Pearson r between ``acorr`` and its rotation by ``angle`` within ``inner <= radius <= outer``
+    for every outer radius at once: one rotation, then cumulative sums over sorted radius."""
     filled = np.nan_to_num(acorr)
-    defined = np.isfinite(acorr).astype(np.float64)
-    out = {}
-    for angle in angles:
-        rotated = ndimage.rotate(filled, angle, reshape=False, order=1)
-        rotated_defined = ndimage.rotate(defined, angle, reshape=False, order=1) > 0.99
-        use = ring & rotated_defined & (defined > 0)
-        a, b = acorr[use], rotated[use]
-        out[angle] = float(np.corrcoef(a, b)[0, 1]) if a.size > 3 and a.std() > 0 and b.std() > 0 else np.nan
+    defined = np.isfinite(acorr)
+    rotated = ndimage.rotate(filled, angle, reshape=False, order=1)
+    rotated_defined = ndimage.rotate(defined.astype(np.float64), angle, reshape=False, order=1) > 0.99
+    use = defined & rotated_defined & (radius >= inner)
+    order = np.argsort(radius[use], kind="stable")
+    r_sorted = radius[use][order]
+    a, b = acorr[use][order], rotated[use][order]
+    sums = np.cumsum(np.stack([np.ones_like(a), a, b, a * a, b * b, a * b]), axis=1)
+    k = np.searchsorted(r_sorted, outers, side="right") - 1
+    out = np.full(outers.shape, np.nan)
+    ok = k >= 3
+    n, sa, sb, saa, sbb, sab = sums[:, k[ok]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[ok] = (n * sab - sa * sb) / np.sqrt((n * saa - sa**2) * (n * sbb - sb**2))
     return out
 
 
@@ -178,18 +186,20 @@ def grid_score(maps: RateMaps | NDArray[np.float64], min_overlap: int = 20) -> N
         gx, gy = np.meshgrid(np.arange(acorr.shape[0]) - cx, np.arange(acorr.shape[1]) - cy, indexing="ij")
         radius = np.hypot(gx, gy)
         max_radius = int(min(acorr.shape) // 2)
-        profile = np.array([np.nanmean(acorr[(radius >= r) & (radius < r + 1)]) if np.any(
-            np.isfinite(acorr[(radius >= r) & (radius < r + 1)])) else np.nan for r in range(max_radius)])
+        ring_index = np.floor(radius).astype(np.int64)
+        finite = np.isfinite(acorr) & (ring_index < max_radius)
+        totals = np.bincount(ring_index[finite], weights=acorr[finite], minlength=max_radius)
+        counts = np.bincount(ring_index[finite], minlength=max_radius)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            profile = totals / counts
         below = np.flatnonzero(profile < 0)
         if below.size == 0:
             continue
         inner = int(below[0])
-        best = -np.inf
-        for outer in range(inner + 3, max_radius + 1):
-            ring = (radius >= inner) & (radius <= outer)
-            r = _rotation_correlations(acorr, ring, (30, 60, 90, 120, 150))
-            score = min(r[60], r[120]) - max(r[30], r[90], r[150])
-            if np.isfinite(score):
-                best = max(best, score)
-        scores[unit] = best if np.isfinite(best) else np.nan
+        outers = np.arange(inner + 3, max_radius + 1, dtype=np.float64)
+        if outers.size == 0:
+            continue
+        r = {angle: _ring_correlations(acorr, radius, inner, outers, angle) for angle in (30, 60, 90, 120, 150)}
+        score = np.minimum(r[60], r[120]) - np.maximum(np.maximum(r[30], r[90]), r[150])
+        scores[unit] = np.nanmax(score) if np.any(np.isfinite(score)) else np.nan
     return scores

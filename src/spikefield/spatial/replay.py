@@ -150,11 +150,14 @@ def detect_replay(rec: Recording, decoder: PoissonDecoder | None = None, *, run_
                   time_bin: float = 0.02, speed_threshold: float = 5.0, threshold_sd: float = 3.0,
                   min_duration: float = 0.05, max_duration: float = 0.5, min_active_units: int = 4,
                   n_shuffles: int = 500, band: int = 1, alpha: float = 0.05, seed: int | None = 0,
-                  linearize: bool | ArrayLike | None = None, device: str = "auto") -> pd.DataFrame:
+                  linearize: bool | ArrayLike | None = None, units: ArrayLike | None = None,
+                  device: str = "auto") -> pd.DataFrame:
     """Detect and score replay events during rest.
 
-    1. Candidate events: :func:`candidate_events` on ``rest_epoch``; events with fewer than
-       ``min_active_units`` active units are dropped.
+    1. Candidate events: :func:`candidate_events` (multi-unit activity of all units) on
+       ``rest_epoch``; events with fewer than ``min_active_units`` active decoding units are
+       dropped. ``units`` (unit ids, e.g. the spatially informative ones) restricts the units
+       used for decoding; by default all units decode.
     2. Each event is cut into ``time_bin`` bins and decoded with ``decoder`` (default: a flat
        prior :class:`PoissonDecoder` on 1-D maps of ``run_epoch``, smoothed by one bin).
     3. Scores: :func:`weighted_correlation` and :func:`line_fit_score`.
@@ -186,18 +189,22 @@ def detect_replay(rec: Recording, decoder: PoissonDecoder | None = None, *, run_
     min_active_units = positive_int(min_active_units, "min_active_units", where)
     n_shuffles = positive_int(n_shuffles, "n_shuffles", where)
     band = positive_int(band, "band", where, minimum=0)
+    decoding_rec = rec if units is None else rec.select(units=units)
     if decoder is None:
-        maps = rate_maps(rec, 1.0, epoch=run_epoch, speed_threshold=speed_threshold, linearize=linearize) \
+        maps = rate_maps(decoding_rec, 1.0, epoch=run_epoch, speed_threshold=speed_threshold, linearize=linearize) \
             if bin_size is None else None
         if bin_size is None:
             extent = maps.bin_edges[0][-1] - maps.bin_edges[0][0]
             bin_size = extent / 40
         positive(bin_size, "bin_size", where)
-        maps = rate_maps(rec, bin_size, epoch=run_epoch, speed_threshold=speed_threshold, smooth=bin_size,
+        maps = rate_maps(decoding_rec, bin_size, epoch=run_epoch, speed_threshold=speed_threshold, smooth=bin_size,
                          linearize=linearize)
         decoder = PoissonDecoder(prior="flat", device=device).fit(maps)
     elif not hasattr(decoder, "rates_"):
         raise ValidationError(f"{where}: decoder is not fitted; call decoder.fit(rate_maps) first.")
+    if decoder.rates_.shape[0] != decoding_rec.n_units:
+        raise ValidationError(f"{where}: the decoder has {decoder.rates_.shape[0]} units but {decoding_rec.n_units} "
+                              "units decode; pass the same units the decoder was fitted on.")
     if decoder.maps_.n_dims != 1:
         raise ValidationError(f"{where}: replay scoring needs 1-D maps; pass linearize=True for a 2-D track.")
     events = candidate_events(rec, rest_epoch, threshold_sd=threshold_sd, min_duration=min_duration,
@@ -215,7 +222,7 @@ def detect_replay(rec: Recording, decoder: PoissonDecoder | None = None, *, run_
     for event in events.itertuples(index=False):
         n_time = max(2, int(np.ceil((event.stop - event.start) / time_bin - 1e-9)))
         edges = event.start + time_bin * np.arange(n_time + 1)
-        counts_np = bin_counts(rec.spike_times, edges)
+        counts_np = bin_counts(decoding_rec.spike_times, edges)
         # Empty time bins at the edges carry only the no-spike likelihood (which favours the
         # quietest positions); trim them so the event spans its first to last spike.
         busy = np.flatnonzero(counts_np.sum(axis=1) > 0)

@@ -27,7 +27,7 @@ from ..errors import ValidationError
 __all__ = ["AsymmetricSKResult", "asymmetric_sk", "critical_beta"]
 
 _N_HERMITE = 80
-_N_LEGENDRE = 64
+_N_LEGENDRE = 32
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,8 @@ def _magnetisation(beta: float, J0: float, DeltaJ: float, H0: float) -> float:
     # Fields are symmetric about 0, so m = 0 always solves the equation; the physical steady
     # state is the largest root (the ordered branch when it exists). Scan, then bracket.
     grid = np.linspace(1.0, 1e-9, 401)
-    values = np.array([excess(m) for m in grid])
+    x = beta * (h[None, :, None] + J0 * grid[:, None, None]) + beta * DeltaJ * z[None, None, :]
+    values = np.tanh(x) @ wz @ wh - grid
     for k in range(len(grid) - 1):
         if values[k] <= 0 < values[k + 1] or values[k] == 0:
             if values[k] == 0:

@@ -192,7 +192,8 @@ def _fit(problem: _Problem, validation: _TransitionSet, *, max_iter: int, patien
                       callback=callback, options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10 * (1 + tol),
                                                   "maxcor": 30})
     if state["stopped_by"] is None:
-        state["stopped_by"] = "converged" if result.success else ("max_iter" if result.nit >= max_iter else "line_search")
+        failed = "max_iter" if result.nit >= max_iter else "line_search"
+        state["stopped_by"] = "converged" if result.success else failed
     state["optimizer_message"] = str(result.message)
     state["gradient_norm"] = float(np.linalg.norm(result.jac)) if result.jac is not None else float("nan")
     return state
@@ -263,6 +264,9 @@ def maxent_entropy_production(raster: Raster, *, split: str = "contiguous",
         "train_objective": -problem.value_and_gradient(state["best_theta"])[0],
         "validation_objective": state["best_val"], "n_iter": state["n_iter"], "stopped_by": state["stopped_by"],
         "converged": state["stopped_by"] in ("converged", "validation"), "gradient_norm": state["gradient_norm"],
+        # False when no fitted λ beat λ = 0 on validation: the estimate is then exactly 0 (no
+        # detectable irreversibility with these observables and this much data).
+        "validation_improved": state["best_val"] > 0,
         "optimizer_message": state["optimizer_message"], "split": split, "n_train": train.n,
         "n_validation": validation.n, "dtype": str(dtype).replace("torch.", "")})
 

@@ -27,8 +27,14 @@ from numpy.typing import ArrayLike, NDArray
 from .._device import resolve_device
 from ..errors import ValidationError, did_you_mean
 from ..raster import Raster
-from ._common import BlockAccumulator, EntropyProductionResult, bootstrap_means, check_raster, coerce_model, \
-    normalised_result
+from ._common import (
+    BlockAccumulator,
+    EntropyProductionResult,
+    bootstrap_means,
+    check_raster,
+    coerce_model,
+    normalised_result,
+)
 
 __all__ = ["model_entropy_production", "transition_log_ratios"]
 

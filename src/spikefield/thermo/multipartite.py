@@ -171,30 +171,38 @@ def sequential_entropy_production(J: ArrayLike, states: ArrayLike, *, beta: floa
 
 
 class _MaskedSet:
-    """States and flip masks of one split, float copies for the products."""
+    """States of one split with flip masks, stored as float copies for the products."""
 
     def __init__(self, states: NDArray[np.int8], flipped: NDArray[np.bool_], rows: NDArray[np.int64],
                  device: torch.device, dtype: torch.dtype, chunk: int) -> None:
         self.spins = torch.as_tensor(states[rows], device=device).to(dtype)
         self.mask = torch.as_tensor(flipped[rows], device=device)
+        # -2 s_ti on flips of i, 0 elsewhere: g_tij = signed[t, i] * s_tj, so masking is free.
+        self.signed = -2 * self.spins * self.mask
         self.counts = self.mask.sum(dim=0).to(dtype)
         self.chunk, self.n = chunk, len(rows)
+        self.first_moment = self._products(self.signed) / self.counts.clamp(min=1)[:, None]
 
-    def chunks(self):
-        for a in range(0, self.n, self.chunk):
-            b = min(a + self.chunk, self.n)
-            yield a, b, self.spins[a:b], self.mask[a:b]
+    def _products(self, left: torch.Tensor) -> torch.Tensor:
+        """``leftᵀ @ spins`` accumulated over row chunks (N x N)."""
+        return sum(left[a:a + self.chunk].T @ self.spins[a:a + self.chunk] for a in range(0, self.n, self.chunk))
 
-    def scores(self, theta: torch.Tensor) -> torch.Tensor:
-        """``a_ti = -2 s_ti Σ_j θ_ij s_tj`` (T x N); only entries with a flip are used."""
-        return torch.cat([-2 * s * (s @ theta.T) for _, _, s, _ in self.chunks()])
-
-    def objectives(self, scores: torch.Tensor) -> torch.Tensor:
-        """Per-spin ``mean_F a - ln mean_F exp(-a)`` over flips (0 for spins without flips)."""
+    def evaluate(self, theta: torch.Tensor, gradient: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-spin ``mean_F a - ln mean_F exp(-a)`` (``a_ti = θ_i·g_t``) and optionally its gradient."""
+        scores = torch.cat([self.signed[a:a + self.chunk] * (self.spins[a:a + self.chunk] @ theta.T)
+                            for a in range(0, self.n, self.chunk)])
+        negative = torch.where(self.mask, -scores, -torch.inf)
+        shift = negative.amax(dim=0)
+        shift = torch.where(torch.isfinite(shift), shift, 0)
+        tilted = torch.exp(negative - shift)
+        total = tilted.sum(dim=0)
         counts = self.counts.clamp(min=1)
-        mean = torch.where(self.mask, scores, 0).sum(0) / counts
-        log_mean = torch.logsumexp(torch.where(self.mask, -scores, -torch.inf), dim=0) - counts.log()
-        return torch.where(self.counts > 0, mean - log_mean, 0)
+        objectives = scores.sum(dim=0) / counts - (shift + total.clamp(min=1e-300).log() - counts.log())
+        objectives = torch.where(self.counts > 0, objectives, 0)
+        if not gradient:
+            return objectives, None
+        weights = tilted / total.clamp(min=1e-300)
+        return objectives, self.first_moment + self._products(self.signed * weights)
 
 
 def maxent_multipartite(states: ArrayLike, flipped: ArrayLike, *, split: str = "contiguous",
@@ -213,7 +221,7 @@ def maxent_multipartite(states: ArrayLike, flipped: ArrayLike, *, split: str = "
     split, fractions, n_chunks, seed
         Train / validation / test division of the samples (contiguous blocks by default).
     max_iter, patience, tol
-        L-BFGS iterations, per-spin validation patience, optimiser tolerance.
+        Total L-BFGS iterations, per-spin validation patience, optimiser tolerance.
     min_flips : int
         Spins with fewer training flips are left out (EP share 0, listed in ``details``).
     baselines : bool
@@ -227,6 +235,13 @@ def maxent_multipartite(states: ArrayLike, flipped: ArrayLike, *, split: str = "
     -------
     MultipartiteResult
         Nats per attempted update.
+
+    Notes
+    -----
+    Each spin stops on its own: when its validation objective has not improved for ``patience``
+    iterations, or its training objective reaches ``ln n_train`` (a separable spin, whose
+    multipliers would otherwise run off to infinity), its best-validation row is frozen and
+    L-BFGS restarts on the remaining spins.
 
     Examples
     --------
@@ -244,67 +259,98 @@ def maxent_multipartite(states: ArrayLike, flipped: ArrayLike, *, split: str = "
                               f"and {flips.shape}.")
     if not np.isin(spins, (-1, 1)).all():
         raise ValidationError("states must hold only -1 and +1 spins.")
+    for name, value in (("max_iter", max_iter), ("patience", patience), ("min_flips", min_flips)):
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise ValidationError(f"{name} must be a positive integer, got {value!r}.")
     dev = resolve_device(device)
     dtype = dtype or (torch.float64 if dev.type == "cpu" else torch.float32)
     spins = spins.astype(np.int8)
     n_samples, n = spins.shape
-    sets = [_MaskedSet(spins, flips, rows, dev, dtype, chunk_bins)
-            for rows in split_indices(n_samples, fractions, split, n_chunks, seed)]
-    train, validation, test = sets
+    train, validation, test = (_MaskedSet(spins, flips, rows, dev, dtype, chunk_bins)
+                               for rows in split_indices(n_samples, fractions, split, n_chunks, seed))
     flip_probability = flips.sum(0) / (n_samples * n)
-    active = (train.counts >= min_flips) & (validation.counts > 0) & (test.counts > 0)
-    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=dev)
-    first = sum((-2 * s * m).T @ s for _, _, s, m in train.chunks()) / train.counts.clamp(min=1)[:, None]
-
-    def unpack(vector: NDArray[np.float64]) -> torch.Tensor:
-        theta = torch.zeros((n, n), dtype=dtype, device=dev)
-        theta[off_diagonal] = torch.as_tensor(vector, dtype=dtype, device=dev)
-        return theta * active[:, None]
-
-    def value_and_gradient(vector: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        theta = unpack(vector)
-        scores = train.scores(theta)
-        objectives = train.objectives(scores)
-        weights = torch.softmax(torch.where(train.mask, -scores, -torch.inf), dim=0).nan_to_num(0.0)
-        gradient = first + sum((-2 * s * weights[a:b]).T @ s for a, b, s, _ in train.chunks())
-        gradient = gradient * active[:, None] / n
-        return -float(objectives.sum()) / n, -gradient[off_diagonal].cpu().numpy().astype(np.float64)
-
-    best_val = torch.zeros(n, dtype=dtype, device=dev)
-    best_theta = torch.zeros((n, n), dtype=dtype, device=dev)
-    state = {"since": 0, "n_iter": 0, "stopped_by": None}
-
-    def callback(intermediate_result) -> None:
-        state["n_iter"] += 1
-        theta = unpack(intermediate_result.x)
-        val = validation.objectives(validation.scores(theta))
-        improved = val > best_val
-        best_val[improved] = val[improved]
-        best_theta[improved] = theta[improved]
-        state["since"] = 0 if bool(improved.any()) else state["since"] + 1
-        if state["since"] >= patience:
-            state["stopped_by"] = "validation"
-            raise StopIteration
-
-    result = minimize(value_and_gradient, np.zeros(n * (n - 1)), jac=True, method="L-BFGS-B", callback=callback,
-                      options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10, "maxcor": 30})
-    if state["stopped_by"] is None:
-        state["stopped_by"] = "converged" if result.success else "max_iter"
-    test_obj = test.objectives(test.scores(best_theta))
+    usable = (train.counts >= min_flips) & (validation.counts > 0) & (test.counts > 0)
+    theta, best_theta, n_iter, stops, message = _fit_per_spin(train, validation, usable, max_iter, patience, tol)
+    test_obj, _ = test.evaluate(best_theta)
     caps = test.counts.clamp(min=2).log()
-    capped = (test_obj > caps) & active
-    per_spin = (torch.minimum(test_obj, caps) * active).cpu().numpy().astype(np.float64) * flip_probability
+    capped = (test_obj > caps) & usable
+    per_spin = (torch.minimum(test_obj, caps) * usable).cpu().numpy().astype(np.float64) * flip_probability
     newton = tur = float("nan")
     if baselines:
-        newton, tur = _baselines(train, test, active, flip_probability, ridge)
+        newton, tur = _baselines(train, test, usable, flip_probability, ridge)
     return MultipartiteResult(
         ep=float(per_spin.sum()), ep_newton=newton, ep_tur=tur, ep_per_spin=per_spin,
         flip_probability=flip_probability, multipliers=best_theta.cpu().numpy().astype(np.float64),
-        details={"n_iter": state["n_iter"], "stopped_by": state["stopped_by"],
-                 "converged": state["stopped_by"] in ("converged", "validation"),
-                 "optimizer_message": str(result.message), "capped_spins": np.flatnonzero(capped.cpu().numpy()),
-                 "excluded_spins": np.flatnonzero(~active.cpu().numpy()), "split": split,
+        details={"n_iter": n_iter, "stopped_by": stops, "converged": bool(np.all(np.isin(
+                     stops[usable.cpu().numpy()], ("converged", "validation", "ln_n_train")))),
+                 "optimizer_message": message, "capped_spins": np.flatnonzero(capped.cpu().numpy()),
+                 "excluded_spins": np.flatnonzero(~usable.cpu().numpy()), "split": split,
                  "dtype": str(dtype).replace("torch.", "")})
+
+
+def _fit_per_spin(train: _MaskedSet, validation: _MaskedSet, usable: torch.Tensor, max_iter: int, patience: int,
+                  tol: float) -> tuple[torch.Tensor, torch.Tensor, int, NDArray, str]:
+    """L-BFGS on all still-active spins jointly; freeze spins one by one (see Notes above)."""
+    n, dev, dtype = train.spins.shape[1], train.spins.device, train.spins.dtype
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=dev)
+    theta = torch.zeros((n, n), dtype=dtype, device=dev)
+    best_theta = torch.zeros_like(theta)
+    best_val = torch.zeros(n, dtype=dtype, device=dev)
+    since = torch.zeros(n, dtype=torch.int64, device=dev)
+    log_counts = train.counts.clamp(min=2).log()
+    stops = np.where(usable.cpu().numpy(), "running", "excluded").astype(object)
+    active = usable.clone()
+    n_iter, message, last = 0, "", {}
+    while bool(active.any()) and n_iter < max_iter:
+        mask = off_diagonal & active[:, None]
+        n_active = int(active.sum())
+
+        def unpack(vector: NDArray[np.float64], mask: torch.Tensor = mask) -> torch.Tensor:  # bind this round's mask
+            out = theta.clone()
+            out[mask] = torch.as_tensor(vector, dtype=dtype, device=dev)
+            return out
+
+        def value_and_gradient(vector: NDArray[np.float64], mask: torch.Tensor = mask,
+                               n_active: int = n_active) -> tuple[float, NDArray[np.float64]]:
+            objectives, gradient = train.evaluate(unpack(vector), gradient=True)
+            last["train"] = objectives
+            value = float(objectives[mask.any(1)].sum()) / n_active
+            return -value, -(gradient[mask] / n_active).cpu().numpy().astype(np.float64)
+
+        def callback(intermediate_result) -> None:  # scipy passes an OptimizeResult to this exact name
+            nonlocal n_iter
+            n_iter += 1
+            current = unpack(intermediate_result.x)
+            mask = current.new_zeros(current.shape, dtype=torch.bool) | (off_diagonal & active[:, None])
+            val, _ = validation.evaluate(current)
+            rows = mask.any(1)
+            improved = (val > best_val) & rows
+            best_val[improved] = val[improved]
+            best_theta[improved] = current[improved]
+            since[:] = torch.where(improved, 0, since + 1)
+            saturated = rows & (last["train"] >= log_counts)
+            stale = rows & (since >= patience)
+            for i in torch.nonzero(saturated | stale).flatten().tolist():
+                stops[i] = "ln_n_train" if bool(saturated[i]) else "validation"
+            if bool((saturated | stale).any()) or n_iter >= max_iter:
+                theta.copy_(current)
+                active[saturated | stale] = False
+                raise StopIteration
+
+        start = theta[mask].cpu().numpy().astype(np.float64)
+        result = minimize(value_and_gradient, start, jac=True, method="L-BFGS-B", callback=callback,
+                          options={"maxiter": max(1, max_iter - n_iter), "ftol": tol, "gtol": 1e-10, "maxcor": 30})
+        message = str(result.message)
+        if "StopIteration" not in message:
+            # Finished without a freeze: the optimiser converged (or failed) for every active spin.
+            theta.copy_(unpack(result.x))
+            outcome = "converged" if result.success else ("max_iter" if n_iter >= max_iter else "line_search")
+            for i in torch.nonzero(active).flatten().tolist():
+                stops[i] = outcome
+            active[:] = False
+    for i in torch.nonzero(active).flatten().tolist():
+        stops[i] = "max_iter"
+    return theta, best_theta, n_iter, stops, message
 
 
 def _baselines(train: _MaskedSet, test: _MaskedSet, active: torch.Tensor, flip_probability: NDArray[np.float64],

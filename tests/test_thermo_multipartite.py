@@ -1,0 +1,86 @@
+"""Sequential (multipartite) dynamics: simulator, exact EP and the per-spin MaxEnt bound (target 8)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spikefield.errors import ValidationError
+from spikefield.thermo import maxent_multipartite, sequential_entropy_production, sequential_glauber
+
+
+def diluted_couplings(n: int, k: int = 6, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    J = (rng.random((n, n)) < k / (n - 1)) * rng.standard_normal((n, n)) / np.sqrt(k)
+    np.fill_diagonal(J, 0.0)
+    return J
+
+
+@pytest.fixture(scope="module")
+def runs():
+    J = diluted_couplings(20, seed=1)
+    out = {}
+    for beta in (0.5, 1.35):
+        S, F = sequential_glauber(J, 40000, beta=beta, n_chains=400, seed=2)
+        out[beta] = (J, S, F, sequential_entropy_production(J, S, beta=beta)[0], maxent_multipartite(S, F))
+    return out
+
+
+@pytest.mark.parametrize(("beta", "floor"), [(0.5, 0.97), (1.35, 0.94)])
+def test_maxent_bound_is_tight(runs, beta, floor):
+    # Target 8 at reduced size (N = 20, 4·10^4 samples); full size in benchmarks/thermo.py.
+    J, S, F, true, result = runs[beta]
+    assert floor * true <= result.ep <= 1.02 * true
+    assert result.details["converged"]
+
+
+def test_baselines_are_ordered(runs):
+    for beta in (0.5, 1.35):
+        J, S, F, true, result = runs[beta]
+        assert 0 < result.ep_tur < result.ep_newton <= result.ep * 1.01
+    # The TUR loosens as the dynamics move further from equilibrium.
+    assert runs[1.35][4].ep_tur / runs[1.35][3] < runs[0.5][4].ep_tur / runs[0.5][3]
+
+
+def test_multiplier_asymmetry_recovers_coupling_asymmetry(runs):
+    # Target 8's check: θ_ij - θ_ji against β(J_ij - J_ji) (the symmetric part also absorbs the
+    # system-entropy change ln π(s)/π(s') of each flip, so only the asymmetry is compared).
+    J, S, F, true, result = runs[0.5]
+    upper = np.triu_indices(20, 1)
+    theta = result.multipliers
+    r = np.corrcoef((theta - theta.T)[upper], (0.5 * (J - J.T))[upper])[0, 1]
+    assert r**2 > 0.9
+
+
+def test_flip_sampling_matches_exact_ep(runs):
+    # Empirical EP from the sampled flips equals the Rao-Blackwellised value within noise.
+    J, S, F, true, result = runs[0.5]
+    fields = 0.5 * (S @ J.T)
+    empirical = np.sum(np.where(F, -2 * S * fields, 0.0)) / F.size
+    assert empirical == pytest.approx(true, rel=0.05)
+
+
+def test_independent_spins_have_no_ep():
+    S, F = sequential_glauber(np.zeros((6, 6)), 2000, n_chains=20, seed=0)
+    assert sequential_entropy_production(np.zeros((6, 6)), S)[0] == 0.0
+    assert abs(maxent_multipartite(S, F, baselines=False).ep) < 0.01
+
+
+@pytest.mark.parametrize(("states", "flipped", "options", "match"), [
+    (np.ones((10, 3)), np.zeros((10, 2), bool), {}, "same shape"),
+    (np.zeros((10, 3)), np.zeros((10, 3), bool), {}, "only -1 and \\+1"),
+    (np.ones((10, 3)), np.zeros((10, 3), bool), {"patience": 0}, "patience must be a positive integer"),
+])
+def test_bad_arguments(states, flipped, options, match):
+    with pytest.raises(ValidationError, match=match):
+        maxent_multipartite(states, flipped, **options)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: sequential_glauber(np.zeros((3, 2)), 10), r"square \(N, N\)"),
+    (lambda: sequential_glauber(np.zeros((3, 3)), 0), "n_samples must be a positive integer"),
+    (lambda: sequential_glauber(np.zeros((3, 3)), 10, h=np.zeros(2)), r"h must have shape \(3,\)"),
+])
+def test_simulator_bad_arguments(call, match):
+    with pytest.raises(ValidationError, match=match):
+        call()

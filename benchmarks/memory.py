@@ -17,7 +17,13 @@ import time
 import numpy as np
 import torch
 
-from spikefield.memory import AGS_CRITICAL_LOAD, capacity_curve, critical_load, pruning_curve
+from spikefield.memory import (
+    AGS_CRITICAL_LOAD,
+    capacity_curve,
+    critical_load,
+    finite_size_critical_load,
+    pruning_curve,
+)
 from spikefield.memory._common import run_dynamics, torch_generator
 from spikefield.memory.capacity import random_patterns
 from spikefield.memory.hopfield import hebbian_couplings
@@ -31,16 +37,6 @@ def timed(function, repeats: int) -> tuple[float, float]:
         function()
         times.append(time.perf_counter() - start)
     return float(np.min(times)), float(np.median(times))
-
-
-def crossing(loads: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
-    """Load where two retrieval curves (different N) cross, by linear interpolation (NaN if none)."""
-    difference = upper - lower
-    sign_change = np.nonzero(np.diff(np.sign(difference)) != 0)[0]
-    if sign_change.size == 0:
-        return float("nan")
-    k = sign_change[0]
-    return float(loads[k] - difference[k] * (loads[k + 1] - loads[k]) / (difference[k + 1] - difference[k]))
 
 
 def capacity_section(quick: bool) -> None:
@@ -60,13 +56,13 @@ def capacity_section(quick: bool) -> None:
         print(table.round(3).to_string())
         print(f"  load where half the patterns are retrieved: {critical_load(curve):.4f} "
               f"(AGS alpha_c = {AGS_CRITICAL_LOAD})")
+    import pandas as pd
+
     sizes = sorted(curves)
     for small, large in zip(sizes, sizes[1:], strict=False):
-        a = curves[small].groupby("load").fraction_retrieved.mean()
-        b = curves[large].groupby("load").fraction_retrieved.mean()
-        common = a.index.intersection(b.index)
-        print(f"  curves N={small} and N={large} cross at alpha = "
-              f"{crossing(common.to_numpy(), a[common].to_numpy(), b[common].to_numpy()):.4f}")
+        both = pd.concat([curves[small], curves[large]])
+        print(f"  finite-size estimate (curves N={small} and N={large} cross): alpha_c = "
+              f"{finite_size_critical_load(both):.4f}")
 
 
 def modern_section(quick: bool) -> None:
@@ -111,8 +107,8 @@ def speed_section(quick: bool) -> None:
     cues = torch.where(torch.rand(patterns.shape, generator=torch.Generator().manual_seed(0)) < 0.45,
                        -patterns, patterns)  # far cues, so every sweep flips many spins
     order = np.random.default_rng(0).permutation(n_neurons)
-    ours = timed(lambda: run_dynamics(cues, couplings, None, 1, mode="async", generator=torch_generator(0, cues.device)),
-                 repeats)
+    generator = torch_generator(0, cues.device)
+    ours = timed(lambda: run_dynamics(cues, couplings, None, 1, mode="async", generator=generator), repeats)
     peer = timed(lambda: numpy_async_sweep(cues.numpy(), couplings.numpy(), order), repeats)
     print(f"async sweep N={n_neurons}, batch={n_patterns}: spikefield {ours[0] * 1e3:.1f} / {ours[1] * 1e3:.1f} ms; "
           f"numpy per-neuron loop {peer[0] * 1e3:.1f} / {peer[1] * 1e3:.1f} ms; ratio (peer/ours, median) "

@@ -49,7 +49,7 @@ def spin_log_likelihood(h: np.ndarray, J: np.ndarray, raster: sf.Raster) -> floa
 def ground_truth():
     h, J = sf.simulate.sk_couplings(N_GT, J0=1.0, Js=JS_GT, H0=0.5, beta=BETA_GT, seed=11)
     train = sf.simulate.kinetic_ising(h, J, 10_000, n_trials=10, seed=12, burn_in=100)  # 10^5 bins
-    test = sf.simulate.kinetic_ising(h, J, 10_000, n_trials=2, seed=13, burn_in=100)
+    test = sf.simulate.kinetic_ising(h, J, 10_000, n_trials=1, seed=13, burn_in=100)
     model = KineticIsing(device="cpu").fit(train)
     return h, J, train, test, model
 
@@ -122,7 +122,7 @@ def test_agrees_with_sklearn_per_neuron(small):
     C = 16.0 / (l2 * len(inputs))  # C·Σ logloss + ½‖w‖²  ⇔  mean logloss + l2/2 ‖w/4‖²
     bias, weights = np.empty(X.n_units), np.empty((X.n_units, X.n_units))
     for i in range(X.n_units):
-        reg = linear_model.LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(inputs, targets[:, i])
+        reg = linear_model.LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(inputs, targets[:, i])
         bias[i], weights[i] = reg.intercept_[0], reg.coef_[0]
     h_ref, J_ref = glm_to_spins(bias, weights)
     np.testing.assert_allclose(model.J_, J_ref, atol=1e-4)
@@ -300,10 +300,10 @@ def test_real_linear_track_beats_independence(hc_linear_track):
         rec = sf.read(hc_linear_track)
     X = rec.bin(0.01, epoch="tracked")
     train, test = X.split(0.8)
-    model = KineticIsing(l2=1e-4, device="cpu").fit(train)
+    model = KineticIsing(l2=1e-3, device="cpu").fit(train)
     assert model.converged_
     fitted, null = model.log_likelihood(test), model.null_log_likelihood(test)
-    assert fitted > null + 5e-4  # measured: -0.02317 vs -0.02492 nats/bin/neuron
+    assert fitted > null + 5e-4  # measured: -0.02347 vs -0.02492 nats/bin/neuron
 
 
 # ---------------------------------------------------------------------- CUDA

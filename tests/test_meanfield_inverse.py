@@ -7,7 +7,14 @@ import pytest
 
 from spikefield import Raster
 from spikefield.errors import ConvergenceWarning, RasterError, ValidationError
-from spikefield.meanfield import entropy_production, forward, inverse, reconstruct_transition, statistics
+from spikefield.meanfield import (
+    entropy_production,
+    forward,
+    inverse,
+    plot_transition,
+    reconstruct_transition,
+    statistics,
+)
 from spikefield.simulate import kinetic_ising, sk_couplings
 
 METHODS = [("nmf", 1), ("tap", 2), ("plefka_t", 1), ("plefka_t", 2), ("plefka_t1", 1), ("plefka2_t", 1),
@@ -87,11 +94,12 @@ def test_inverse_bad_arguments(kwargs, match):
         inverse(**args)
 
 
-def test_statistics_match_numpy_and_never_cross_segments():
+@pytest.mark.parametrize("chunk_bins", [2, 37, 10_000])
+def test_statistics_match_numpy_and_never_cross_segments(chunk_bins):
     rng = np.random.default_rng(0)
     spikes = rng.random((300, 4)) < 0.4
     raster = Raster(spikes, 0.01, segments=[100, 200])
-    stats = statistics(raster, chunk_bins=37)
+    stats = statistics(raster, chunk_bins=chunk_bins)
     s = 2.0 * spikes - 1
     pairs = [(t - 1, t) for t in range(1, 300) if t != 100]
     prev, cur = s[[a for a, _ in pairs]], s[[b for _, b in pairs]]
@@ -161,3 +169,8 @@ def test_reconstruct_transition_peaks_near_critical_point():
     for name in ("plefka_t:1", "tap"):
         assert curves[name]["m"].shape == (9,) and np.all(np.isfinite(curves[name]["ep"]))
         assert 0 < np.argmax(curves[name]["D"]) < 8  # an interior maximum of the delayed covariance
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figure = plot_transition(curves, beta_c=beta_c)
+    assert len(figure.axes) == 4 and len(figure.axes[1].lines) == 3  # two methods + the β_c marker

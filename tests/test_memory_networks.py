@@ -116,7 +116,7 @@ def test_temperature_melts_the_memory_and_is_seeded(rng):
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
 def test_grouped_dynamics_equal_one_network_at_a_time(rng, mode):
-    groups = [random_spins(rng, (12, 120)) for _ in range(3)]
+    groups = [random_spins(rng, (8, 80)) for _ in range(3)]
     couplings = torch.stack([torch.as_tensor(Hopfield(p).J_) for p in groups])
     cues = torch.as_tensor(np.stack([corrupt(p, 0.25, seed=i) for i, p in enumerate(groups)])).double()
     together, converged, _ = run_dynamics(cues, couplings, None, 50, mode=mode,
@@ -126,6 +126,17 @@ def test_grouped_dynamics_equal_one_network_at_a_time(rng, mode):
                                                  generator=torch_generator(7, torch.device("cpu")))
         torch.testing.assert_close(together[g], alone)
         torch.testing.assert_close(converged[g], alone_converged)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5])
+def test_cpu_and_cuda_inner_loops_agree(rng, monkeypatch, temperature):
+    """The NumPy inner loop used on the CPU and the torch one used on CUDA give the same dynamics."""
+    patterns = random_spins(rng, (10, 90))
+    net = Hopfield(patterns, device="cpu")
+    cues = corrupt(patterns, 0.3, seed=0)
+    numpy_loop = net.retrieve(cues, steps=5, temperature=temperature, seed=3)
+    monkeypatch.setattr("spikefield.memory._common._FORCE_TORCH_INNER_LOOP", [True])
+    np.testing.assert_array_equal(net.retrieve(cues, steps=5, temperature=temperature, seed=3), numpy_loop)
 
 
 @pytest.mark.parametrize("kwargs, call, error, match", [
@@ -190,8 +201,8 @@ def test_fitted_kinetic_ising_recovers_the_stored_sequence(rng):
     raster = sf.simulate.kinetic_ising(h, J, n_steps=3000, n_trials=2, seed=1)
     model = KineticIsing(device="cpu").fit(raster)
     assert np.corrcoef(model.J_.ravel(), J.ravel())[0, 1] > 0.75
-    fitted = SequenceHopfield.from_kinetic_ising(model, temperature=0.0, sequence=sequence, device="cpu")
-    trajectory = fitted.recall(sequence[0], steps=10)[0]
+    fitted = SequenceHopfield.from_kinetic_ising(model, sequence=sequence, device="cpu")
+    trajectory = fitted.recall(sequence[0], steps=10, temperature=0.0)[0]
     np.testing.assert_array_equal(np.argmax(fitted.overlap(trajectory), axis=1), np.arange(11) % 5)
 
 
@@ -200,6 +211,8 @@ def test_fitted_kinetic_ising_recovers_the_stored_sequence(rng):
     (lambda: SequenceHopfield([[1, -1], [1, 1]], symmetric_strength=-1), ValidationError,
      r"symmetric_strength must be a finite non-negative number; got -1"),
     (lambda: SequenceHopfield([[1, -1], [1, 1]]).to_kinetic_ising_params(0), ValidationError,
+     r"temperature must be > 0"),
+    (lambda: SequenceHopfield.from_kinetic_ising((np.zeros(2), np.eye(2)), temperature=0), ValidationError,
      r"temperature must be > 0"),
     (lambda: SequenceHopfield.from_kinetic_ising(np.eye(3)), ValidationError,
      r"model must be a fitted model with h_ and J_.*got ndarray"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -16,30 +18,38 @@ def diluted_couplings(n: int, k: int = 6, seed: int = 0) -> np.ndarray:
     return J
 
 
+@functools.cache
+def run(beta: float):
+    """N = 20 diluted network, 4·10^4 samples (target 8 at reduced size; full size in benchmarks/thermo.py)."""
+    J = diluted_couplings(20, seed=1)
+    S, F = sequential_glauber(J, 40000, beta=beta, n_chains=400, seed=2)
+    return J, S, F, sequential_entropy_production(J, S, beta=beta)[0], maxent_multipartite(S, F)
+
+
 @pytest.fixture(scope="module")
 def runs():
-    J = diluted_couplings(20, seed=1)
-    out = {}
-    for beta in (0.5, 1.35):
-        S, F = sequential_glauber(J, 40000, beta=beta, n_chains=400, seed=2)
-        out[beta] = (J, S, F, sequential_entropy_production(J, S, beta=beta)[0], maxent_multipartite(S, F))
-    return out
+    return {0.5: run(0.5)}
 
 
-@pytest.mark.parametrize(("beta", "floor"), [(0.5, 0.97), (1.35, 0.94)])
-def test_maxent_bound_is_tight(runs, beta, floor):
-    # Target 8 at reduced size (N = 20, 4·10^4 samples); full size in benchmarks/thermo.py.
-    J, S, F, true, result = runs[beta]
-    assert floor * true <= result.ep <= 1.02 * true
+def test_maxent_bound_is_tight(runs):
+    J, S, F, true, result = runs[0.5]
+    assert 0.97 * true <= result.ep <= 1.02 * true
     assert result.details["converged"]
 
 
 def test_baselines_are_ordered(runs):
-    for beta in (0.5, 1.35):
-        J, S, F, true, result = runs[beta]
-        assert 0 < result.ep_tur < result.ep_newton <= result.ep * 1.01
+    J, S, F, true, result = runs[0.5]
+    assert 0 < result.ep_tur < result.ep_newton <= result.ep * 1.01
+
+
+@pytest.mark.slow
+def test_near_criticality_bound_and_tur_loosening():
+    J, S, F, true, result = run(1.35)
+    assert 0.94 * true <= result.ep <= 1.02 * true
+    assert 0 < result.ep_tur < result.ep_newton <= result.ep * 1.01
     # The TUR loosens as the dynamics move further from equilibrium.
-    assert runs[1.35][4].ep_tur / runs[1.35][3] < runs[0.5][4].ep_tur / runs[0.5][3]
+    low = run(0.5)
+    assert result.ep_tur / true < low[4].ep_tur / low[3]
 
 
 def test_multiplier_asymmetry_recovers_coupling_asymmetry(runs):

@@ -129,12 +129,15 @@ def _info_dict(rec, path: str, fmt: str) -> dict[str, Any]:
 def info(path: Annotated[Path, typer.Argument(help="Recording file or folder (NWB, phy, MatClust, Moser).")],
          as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False) -> None:
     """Summarise a recording (units, duration, rates, behaviour, epochs) without fitting."""
-    from .io import detect_format, read
+    from .io import detect_format
+    from .runs import read_recording
 
     fmt = detect_format(path)
-    rec = read(path, format=fmt)
+    rec, read_warnings = read_recording(path)
+    for warning in read_warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if as_json:
-        typer.echo(json.dumps(_info_dict(rec, str(path), fmt), indent=2, default=str))
+        typer.echo(json.dumps({**_info_dict(rec, str(path), fmt), "warnings": read_warnings}, indent=2, default=str))
         return
     typer.echo(f"format: {fmt}")
     typer.echo(rec.summary())
@@ -199,7 +202,7 @@ def fit(out: _OutRequired,
     from .runs import execute_run
 
     base = _load_base_config(config_file)
-    config = base.replace(data=str(path) if path is not None else None, bin_size=bin_size, epoch=epoch,
+    config = base.replace(data=str(path.absolute()) if path is not None else None, bin_size=bin_size, epoch=epoch,
                           units=_split(units), quality=_split(quality), min_rate=min_rate, model=model, l2=l2, l1=l1,
                           max_iter=max_iter, device=device, test_fraction=test_fraction,
                           pixels_per_cm=pixels_per_cm, analyses=_split(analyses), seed=seed)
@@ -238,15 +241,17 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to wr
          as_json: _Json = False) -> None:
     """The whole pipeline in one command: simulated place cells (or --data) -> fit -> report."""
     from ._device import resolve_device
-    from .io import read
-    from .runs import execute_run
+    from .runs import execute_run, read_recording
 
     base = _load_base_config(config_file)
     start = time.perf_counter()
     if data is not None:
-        recording, truth = read(data), {}
+        recording, read_warnings = read_recording(data)
+        truth: dict[str, Any] = {}
+        for warning in read_warnings:
+            typer.echo(f"warning: {warning}", err=True)
         epoch = base.epoch or ("run" if "run" in recording.epochs else None)
-        config = base.replace(data=str(data), epoch=epoch, device=device, seed=seed, analyses=_split(analyses))
+        config = base.replace(data=str(data.absolute()), epoch=epoch, device=device, seed=seed, analyses=_split(analyses))
     else:
         config = base.replace(epoch=base.epoch or "run", device=device, seed=seed, analyses=_split(analyses))
         resolve_device(config.device)  # a bad --device fails before the simulation, not after
@@ -273,3 +278,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -37,7 +37,7 @@ from .config import MODELS, RunConfig
 from .errors import RecordingError, SpikefieldError, ValidationError, did_you_mean
 
 __all__ = ["RunFolderError", "RunResult", "atomic_directory", "execute_run", "rebuild_report", "load_run",
-           "select_units", "is_run_folder"]
+           "read_recording", "select_units", "is_run_folder"]
 
 _MARKER_FILES = ("config.json", "metrics.json")
 
@@ -129,6 +129,16 @@ def load_run(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- pipeline steps
+def read_recording(path: str | Path) -> tuple[Any, list[str]]:
+    """``spikefield.read(path)`` with the reader's warnings collected (shown by the CLI, kept in metrics)."""
+    from .io import read
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recording = read(path)
+    return recording, [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
 def select_units(recording, config: RunConfig):
     """Apply the config's unit ids, quality labels, epoch and minimum rate; returns the selection.
 
@@ -290,11 +300,10 @@ def execute_run(config: RunConfig, out: str | Path, *, recording=None, ground_tr
     """
     from . import __version__
     from ._device import resolve_device
-    from .io import read
     from .report import RunContext, compute_sections, save_results
     from .report.builder import metrics_json
 
-    resolve_device(config.device)  # fail before reading and binning, not after
+    device = resolve_device(config.device)  # fail before reading and binning, not after
     _check_analyses(config)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -311,7 +320,10 @@ def execute_run(config: RunConfig, out: str | Path, *, recording=None, ground_tr
     with stages, atomic_directory(out) as folder:
         t = time.perf_counter()
         stage("read")
-        full = recording if recording is not None else read(config.data)
+        read_warnings: list[str] = []
+        if recording is None:
+            recording, read_warnings = read_recording(config.data)
+        full = recording
         rec = select_units(full, config)
         timings["read_select_s"] = time.perf_counter() - t
 
@@ -334,7 +346,9 @@ def execute_run(config: RunConfig, out: str | Path, *, recording=None, ground_tr
         stage("validate and analyse")
         ctx = RunContext(recording=rec, full_recording=full, raster=raster, train=train, test=test, model=model,
                          config=config, ground_truth=dict(ground_truth or {}), progress=track)
-        records = compute_sections(ctx, include=config.analyses, strict=strict)
+        with warnings.catch_warnings(record=True) as caught_in_sections:
+            warnings.simplefilter("always")
+            records = compute_sections(ctx, include=config.analyses, strict=strict)
         timings["sections_s"] = time.perf_counter() - t
 
         created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -348,8 +362,9 @@ def execute_run(config: RunConfig, out: str | Path, *, recording=None, ground_tr
                      "unit_ids": [str(u) for u in rec.unit_ids]},
             "model": {"name": config.model, "converged": bool(getattr(model, "converged_", False)),
                       "n_iter": int(getattr(model, "n_iter_", -1)), "fit_seconds": timings["fit_s"],
-                      "device": str(getattr(model, "device_", config.device))},
-            "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+                      "device": str(device)},
+            "warnings": read_warnings + sorted({f"{w.category.__name__}: {w.message}"
+                                                for w in [*caught, *caught_in_sections]}),
         }
         metrics["sections"] = save_results(records, folder)
         stage("report")

@@ -17,7 +17,7 @@ from .forward import ForwardResult, forward
 from .inverse import InverseResult, inverse
 from .quadrature import gauss_hermite_rule
 from .statistics import statistics
-from .transition import reconstruct_transition
+from .transition import plot_transition, reconstruct_transition
 
 __all__ = ["forward", "ForwardResult", "inverse", "InverseResult", "statistics", "critical_beta",
-           "entropy_production", "reconstruct_transition", "gauss_hermite_rule"]
+           "entropy_production", "reconstruct_transition", "plot_transition", "gauss_hermite_rule"]

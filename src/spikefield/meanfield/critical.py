@@ -48,8 +48,8 @@ def critical_beta(H0: float = 0.5, J0: float = 1.0, Js: float = 0.1) -> float:
 
     Examples
     --------
-    >>> round(critical_beta(0.5, 1.0, 0.1), 7)
-    1.1108398
+    >>> f"{critical_beta(0.5, 1.0, 0.1):.6f}"
+    '1.110840'
     """
     H0, J0 = positive_float(H0, "H0"), positive_float(J0, "J0")
     Js = 0.0 if Js == 0 else positive_float(Js, "Js")

@@ -124,7 +124,7 @@ def _closed_plefka_t1(m: NDArray, D: NDArray, m_p: NDArray, C_p: NDArray, tol: f
     B = _nmf_couplings(np.zeros_like(m), D, C_p)  # D C_p⁻¹
     nodes, weights = gauss_hermite_rule(64)
     row_power, a = (B**2) @ (1 - m_p**2), 1 - m**2
-    for sweep in range(1, max_iter + 1):
+    for sweep in range(1, max_iter + 1):  # noqa: B007 - the sweep count is reported
         g, a_new = _solve_field(m, row_power / a**2, nodes, weights)
         change, a = np.max(np.abs(a_new - a)), a_new
         if change <= tol:
@@ -260,7 +260,7 @@ def inverse(m: ArrayLike | Mapping, C: ArrayLike | None = None, D: ArrayLike | N
     >>> from spikefield.simulate import sk_couplings
     >>> from spikefield.meanfield import forward, inverse
     >>> h, J = sk_couplings(32, seed=1)
-    >>> out = forward(h, J, method="plefka_t", stationary=True)
+    >>> out = forward(h, J, method="plefka_t", order=1, stationary=True)
     >>> fit = inverse(out["m"], out["C"], out["D"], method="plefka_t", order=1, solver="closed")
     >>> bool(abs(fit.J - J).max() < 1e-8)
     True
@@ -292,8 +292,8 @@ def inverse(m: ArrayLike | Mapping, C: ArrayLike | None = None, D: ArrayLike | N
         converged = max(objective.worst) <= tol
         result = InverseResult(h, J, name, order, solver, converged, n_iter, *objective.worst, message)
     if warn and not result.converged:
-        warnings.warn(f"inverse(method={name!r}, solver={solver!r}) did not converge: residuals m {result.residual_m:.1e}, "
-                      f"D {result.residual_D:.1e} after {result.n_iter} iterations ({result.message}). Try a larger "
-                      "max_iter, a looser tol, or another method; for TAP near criticality the moment equations may "
-                      "have no solution.", ConvergenceWarning, stacklevel=2)
+        warnings.warn(f"inverse(method={name!r}, solver={solver!r}) did not converge: residuals "
+                      f"m {result.residual_m:.1e}, D {result.residual_D:.1e} after {result.n_iter} iterations "
+                      f"({result.message}). Try a larger max_iter, a looser tol, or another method; for TAP near "
+                      "criticality the moment equations may have no solution.", ConvergenceWarning, stacklevel=2)
     return result

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 from ._validation import as_params, canonical_method
 from .forward import forward
 
-__all__ = ["reconstruct_transition"]
+__all__ = ["reconstruct_transition", "plot_transition"]
 
 
 def reconstruct_transition(h: ArrayLike, J: ArrayLike, betas: ArrayLike | None = None,
@@ -65,3 +65,34 @@ def reconstruct_transition(h: ArrayLike, J: ArrayLike, betas: ArrayLike | None =
             rows["ep"][b] = np.sum((scaled - scaled.T) * out["D"])
         curves[spec] = rows
     return curves
+
+
+def plot_transition(curves: dict[str, Any], beta_c: float | None = None) -> Any:
+    """Figure of :func:`reconstruct_transition` output: ⟨m⟩, ⟨C⟩, ⟨D⟩ and EP against β̃, one line per method.
+
+    Parameters
+    ----------
+    curves : dict
+        Output of :func:`reconstruct_transition`.
+    beta_c : float, optional
+        Multiplier to mark with a vertical line (e.g. the true critical point over the fitted β).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 4, figsize=(13, 3), constrained_layout=True)
+    for name, rows in curves.items():
+        if name == "beta":
+            continue
+        for axis, key in zip(axes, ("m", "C", "D", "ep"), strict=True):
+            axis.plot(curves["beta"], rows[key], label=name)
+    for axis, label in zip(axes, ("⟨m⟩", "⟨C_ik⟩ (i≠k)", "⟨D_il⟩", "EP (nats/step)"), strict=True):
+        axis.set_xlabel("β̃")
+        axis.set_ylabel(label)
+        if beta_c is not None:
+            axis.axvline(beta_c, color="0.6", lw=0.8, ls="--")
+    axes[0].legend(fontsize="small")
+    return figure

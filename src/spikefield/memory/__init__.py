@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._common import as_spins, corrupt, mattis_overlaps, run_dynamics
 from .attractors import attractors, pattern_overlaps, plot_attractors
-from .capacity import AGS_CRITICAL_LOAD, capacity_curve, critical_load, plot_capacity
+from .capacity import AGS_CRITICAL_LOAD, capacity_curve, critical_load, finite_size_critical_load, plot_capacity
 from .hopfield import Hopfield, hebbian_couplings, ising_energy, pseudoinverse_couplings
 from .modern import ModernHopfield, modern_hopfield_energy, modern_hopfield_update
 from .pruning import plot_pruning, prune, pruning_curve
@@ -32,6 +32,7 @@ __all__ = [
     "mattis_overlaps",
     "capacity_curve",
     "critical_load",
+    "finite_size_critical_load",
     "plot_capacity",
     "AGS_CRITICAL_LOAD",
     "prune",

@@ -258,6 +258,45 @@ def _run_sync(state, matrix, bias, steps, temperature, generator):
     return state, converged, n_sweeps
 
 
+# Tests flip this to run the torch inner loop (the CUDA path) on the CPU and compare.
+_FORCE_TORCH_INNER_LOOP = [False]
+
+
+def _block_updates_torch(block_fields, within, spins, neurons, temperature, uniforms):
+    """Sequential updates of one block's neurons, in place (torch: the CUDA path)."""
+    for position, neuron in enumerate(neurons):
+        new = _update(block_fields[:, position], spins[:, neuron], temperature, None,
+                      None if uniforms is None else uniforms[:, position])
+        delta = new - spins[:, neuron]
+        spins[:, neuron] = new
+        block_fields[:, position + 1:].addcmul_(within[:, position + 1:, position, None], delta[:, None, :])
+
+
+def _block_updates_numpy(block_fields, within, spins, neurons, temperature, uniforms):
+    """The same updates on NumPy views of the same CPU memory.
+
+    Hand-written twin of :func:`_block_updates_torch`: each step works on a few hundred numbers,
+    where a torch call's dispatch overhead (~10 µs) dominates and made the torch loop 2x slower
+    than a plain NumPy loop on the CPU; NumPy's is ~1 µs. Results are identical (tested).
+    """
+    fields, couplings, states = block_fields.numpy(), within.numpy(), spins.numpy()
+    noise = None if uniforms is None else uniforms.numpy()
+    for position, neuron in enumerate(neurons):
+        field, old = fields[:, position], states[:, neuron]
+        if noise is None:
+            # A spin flips iff its field opposes it (a zero field keeps it); near a fixed point
+            # most neurons flip nowhere in the batch, and their step ends here.
+            flip = field * old < 0
+            if not flip.any():
+                continue
+            delta = np.where(flip, -2.0 * old, 0.0)
+        else:
+            p_up = 1.0 / (1.0 + np.exp(-2.0 * field / temperature))
+            delta = np.where(noise[:, position] < p_up, 1.0, -1.0) - old
+        states[:, neuron] += delta
+        fields[:, position + 1:] += couplings[:, position + 1:, position, None] * delta[:, None, :]
+
+
 def _run_async(state, matrix, bias, steps, temperature, generator):
     # Exactly sequential updates, organised in blocks of the random order: the fields of a
     # block's neurons come from one BLAS product with the current spins, and inside the block
@@ -281,12 +320,9 @@ def _run_async(state, matrix, bias, steps, temperature, generator):
             # Thermal noise for the whole block in one draw (one generator call per block).
             uniforms = None if temperature == 0 else torch.rand(
                 block_fields.shape, generator=generator, device=spins.device, dtype=spins.dtype)
-            for position, neuron in enumerate(block.tolist()):
-                new = _update(block_fields[:, position], spins[:, neuron], temperature, generator,
-                              None if uniforms is None else uniforms[:, position])
-                delta = new - spins[:, neuron]
-                spins[:, neuron] = new
-                block_fields[:, position + 1:].addcmul_(within[:, position + 1:, position, None], delta[:, None, :])
+            inner = _block_updates_numpy if spins.device.type == "cpu" and not _FORCE_TORCH_INNER_LOOP[0] \
+                else _block_updates_torch
+            inner(block_fields, within, spins, block.tolist(), temperature, uniforms)
         if temperature == 0:
             done = (spins == before).all(dim=1)
             active, current = _retire(state, converged, active, spins.transpose(1, 2), done)

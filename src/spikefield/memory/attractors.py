@@ -28,6 +28,7 @@ from ._common import (
     MODES,
     as_spins,
     check_choice,
+    check_fraction,
     check_positive_int,
     default_dtype,
     params_from_model,
@@ -103,8 +104,9 @@ def _canonical_cycle(cycle: NDArray[np.int8]) -> NDArray[np.int8]:
 
 
 def attractors(model: Any, n_starts: int = 1000, *, seed: int | None = None, patterns: ArrayLike | None = None,
-               pattern_labels: Sequence[Any] | None = None, starts: ArrayLike | None = None, mode: str = "sync",
-               max_steps: int = 200, max_period: int = 10, device: str = "auto") -> pd.DataFrame:
+               pattern_labels: Sequence[Any] | None = None, starts: ArrayLike | None = None,
+               start_activity: float = 0.5, mode: str = "sync", max_steps: int = 200, max_period: int = 10,
+               device: str = "auto") -> pd.DataFrame:
     """Fixed points and short cycles of the zero-temperature dynamics, with basins and overlaps.
 
     Parameters
@@ -112,7 +114,7 @@ def attractors(model: Any, n_starts: int = 1000, *, seed: int | None = None, pat
     model : fitted estimator (``h_``, ``J_``) or ``(h, J)`` pair
         ``J[i, j]`` from neuron j to neuron i.
     n_starts : int
-        Random starting states (uniform ±1), ignored when ``starts`` is given.
+        Random starting states, ignored when ``starts`` is given.
     seed : int, optional
         Seeds the random starts (and the update order with ``mode="async"``).
     patterns : (K, N) array, optional
@@ -121,6 +123,9 @@ def attractors(model: Any, n_starts: int = 1000, *, seed: int | None = None, pat
         Names of the patterns (e.g. positions in cm); default ``0..K-1``.
     starts : (B, N) array of ±1 (or 0/1), optional
         Explicit starting states, e.g. binned states observed in the recording.
+    start_activity : float in [0, 1]
+        Probability of +1 in the random starts (0.5: uniform over all states; the recording's
+        fraction of active bins gives starts at its own sparseness).
     mode : {"sync", "async"}
         Parallel (kinetic Ising) or random sequential (equilibrium model) updates.
     max_steps : int
@@ -161,8 +166,9 @@ def attractors(model: Any, n_starts: int = 1000, *, seed: int | None = None, pat
     start_seed, order_seed = sequence.spawn(2)
     if starts is None:
         n_starts = check_positive_int(n_starts, "n_starts")
+        start_activity = check_fraction(start_activity, "start_activity")
         rng = np.random.default_rng(start_seed)
-        initial = (2 * rng.integers(0, 2, size=(n_starts, n_neurons)) - 1).astype(np.int8)
+        initial = np.where(rng.random((n_starts, n_neurons)) < start_activity, 1, -1).astype(np.int8)
     else:
         initial = as_spins(starts, "starts")
         if initial.shape[1] != n_neurons:

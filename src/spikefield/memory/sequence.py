@@ -151,6 +151,9 @@ class SequenceHopfield:
         """
         fields, couplings = params_from_model(model, "model")
         temperature = check_nonnegative(temperature, "temperature")
+        if temperature == 0:
+            raise ValidationError("temperature must be > 0 (it scales the model's parameters); "
+                                  "use recall(..., temperature=0) for the deterministic limit.")
         net = cls.__new__(cls)
         net.cyclic, net.symmetric_strength, net.self_couplings, net.device = False, 0.0, True, device
         net._device = resolve(device)

@@ -394,8 +394,8 @@ class EquilibriumIsing(BaseModel):
             state, _, _ = gibbs_sweeps(state, fields, couplings, int(thin), generator, beta=beta)
             kept[:, k] = state > 0
         data = kept.reshape(-1, self.n_features_in_)[:n_samples].cpu().numpy()
-        lengths = np.full(n_chains, per_chain)
-        lengths[-1] -= n_chains * per_chain - n_samples
+        # Rows are chain-major and truncated, so the first chains are complete and the rest short.
+        lengths = np.clip(int(n_samples) - per_chain * np.arange(n_chains), 0, per_chain)
         return Raster(data, 1.0, 0.0, unit_ids=self.unit_ids_, segments=lengths[lengths > 0])
 
     # ------------------------------------------------------------------ model quality
@@ -404,7 +404,7 @@ class EquilibriumIsing(BaseModel):
         """Observed against predicted means, correlations, P(K) and third-order correlations.
 
         Model statistics are exact (enumeration) when N ≤ ``exact_below`` (third-order ones
-        from MCMC samples), otherwise from ``n_samples`` Gibbs samples (100 chains, 200 burn-in
+        from MCMC samples), otherwise from ``n_samples`` Gibbs samples (1000 chains, 200 burn-in
         sweeps, 2 sweeps apart).
 
         Examples
@@ -417,7 +417,7 @@ class EquilibriumIsing(BaseModel):
         n = self.n_features_in_
         triplets = choose_triplets(n, max_triplets, seed)
         observed = spin_statistics(torch_chunks(spins), n, triplets)
-        samples = self.sample(n_samples, seed=seed, n_chains=100, burn_in=200, thin=2)
+        samples = self.sample(n_samples, seed=seed, n_chains=1000, burn_in=200, thin=2)
         predicted = spin_statistics(torch_chunks(samples.to_torch("cpu", torch.float64)), n, triplets)
         source = "mcmc"
         if n <= exact_below:

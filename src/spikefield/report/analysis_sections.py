@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .figures import new_figure
 from .registry import FigureSpec, RunContext, Section, SectionOutput, SectionResult, SectionSkipped, register_section
@@ -189,7 +190,9 @@ def _memory_render(result: SectionResult) -> SectionOutput:
     shown = min(20, a["basin_fraction"].size)
     fig, ax = new_figure(7.0, 3.4)
     colours = np.where(a["period"][:shown] > 1, "#ee7733", "#117733")
-    ax.bar(np.arange(shown), a["basin_fraction"][:shown], color=colours)
+    ax.bar(np.arange(shown), a["basin_fraction"][:shown], color=colours, width=0.8)
+    ax.set_xlim(-0.7, max(shown, 5) - 0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("attractor (largest basin first; green fixed point, orange cycle)")
     ax.set_ylabel("basin (fraction of random starts)")
     caption = (f"Basins of the {v['n_attractors']} fixed points and cycles that the fitted network's zero-temperature "
@@ -200,8 +203,15 @@ def _memory_render(result: SectionResult) -> SectionOutput:
     if v["n_unresolved"]:
         table.append(("starts not settled within the step limit", str(v["n_unresolved"])))
     if "best_overlap" in a:
-        table.append(("overlap of the largest-basin attractor with a place-cell pattern",
-                      f"{a['best_overlap'][0]:+.2f} (pattern at {a['best_pattern'][0]:.0f} {v['pattern_unit']})"))
+        # A silent state overlaps strongly with any sparse pattern, so only active attractors count here.
+        active = np.flatnonzero(a["mean_activity"] > 0.02)
+        if active.size:
+            k = active[int(np.argmax(np.abs(a["best_overlap"][active])))]
+            table.append(("best overlap of an active attractor with a place-cell pattern",
+                          f"{a['best_overlap'][k]:+.2f} (pattern at {a['best_pattern'][k]:.0f} {v['pattern_unit']}, "
+                          f"basin {100 * a['basin_fraction'][k]:.1f}%)"))
+        else:
+            table.append(("place-cell patterns", "every attractor is (nearly) silent: no stored place sequence"))
     return SectionOutput(figures=[FigureSpec("attractor_basins", fig, caption)], table=table)
 
 

@@ -8,7 +8,13 @@ import numpy as np
 
 from .figures import heatmap, histogram, identity_scatter, new_figure
 from .registry import FigureSpec, RunContext, Section, SectionOutput, SectionResult, register_section
-from .validation import field_peaks, independent_log_likelihood, per_neuron_log_likelihood, spin_moments
+from .validation import (
+    field_peaks,
+    independent_log_likelihood,
+    per_neuron_log_likelihood,
+    principal_axis,
+    spin_moments,
+)
 
 __all__ = ["unit_order"]
 
@@ -95,11 +101,23 @@ def _summary_render(result: SectionResult) -> SectionOutput:
 
 
 # ---------------------------------------------------------------------- raster snippet
+def _busiest_window(recording, seconds: float) -> tuple[float, float]:
+    """The ``seconds``-long window (on a grid of half-windows) of the first support interval with the
+    most spikes, so the snippet shows activity rather than, e.g., a silent start of the session."""
+    start, stop = float(recording.support[0, 0]), float(recording.support[0, 1])
+    if stop - start <= seconds:
+        return start, stop
+    times, _ = recording.spikes()
+    starts = np.arange(start, stop - seconds + 1e-9, seconds / 2)
+    counts = np.searchsorted(times, starts + seconds) - np.searchsorted(times, starts)
+    best = float(starts[int(np.argmax(counts))])
+    return best, best + seconds
+
+
 def _raster_compute(ctx: RunContext) -> SectionResult:
     rec = ctx.recording
     order, key = _cached_order(ctx)
-    t0 = float(rec.support[0, 0])
-    t1 = min(t0 + _SNIPPET_SECONDS, float(rec.support[0, 1]))
+    t0, t1 = _busiest_window(rec, _SNIPPET_SECONDS)
     rank = np.empty(rec.n_units, dtype=np.int64)
     rank[order] = np.arange(rec.n_units)
     times, rows = [], []
@@ -112,14 +130,17 @@ def _raster_compute(ctx: RunContext) -> SectionResult:
     pos = rec.position
     values = {"t_start": t0, "t_stop": t1, "n_units": rec.n_units, "order_by": key}
     if pos is not None and len(pos):
-        window = (pos.timestamps >= t0) & (pos.timestamps < t1) & pos.valid_mask()
-        coords = pos.values[window]
-        if coords.shape[0] > 1:
-            arrays["position_t"] = pos.timestamps[window]
-            arrays["position"] = coords[:, 0] if coords.shape[1] == 1 else np.linalg.norm(
-                coords - coords[0], axis=1)
-            values["position_unit"] = pos.unit
-            values["position_label"] = "position" if coords.shape[1] == 1 else "distance from start point"
+        valid = pos.valid_mask()
+        if valid.sum() > 10:
+            coords = pos.values[valid]
+            # 2-D tracks are shown along their first principal axis (a linear track's length).
+            linear = coords[:, 0] if coords.shape[1] == 1 else principal_axis(coords)
+            window = (pos.timestamps[valid] >= t0) & (pos.timestamps[valid] < t1)
+            if window.sum() > 1:
+                arrays["position_t"] = pos.timestamps[valid][window]
+                arrays["position"] = linear[window] - (linear.min() if coords.shape[1] > 1 else 0.0)
+                values["position_unit"] = pos.unit
+                values["position_label"] = "position" if coords.shape[1] == 1 else "linearised position"
     return SectionResult(values=values, arrays=arrays)
 
 
@@ -137,7 +158,7 @@ def _raster_render(result: SectionResult) -> SectionOutput:
     ax_r.set_ylim(-0.5, v["n_units"] - 0.5)
     ax_r.set_xlabel("time (s)")
     ax_r.set_ylabel(f"unit (ordered by {v['order_by'].split(' (')[0]})")
-    caption = (f"Spikes of all {v['n_units']} fitted units in the first {v['t_stop'] - v['t_start']:.0f} s "
+    caption = (f"Spikes of all {v['n_units']} fitted units in the busiest {v['t_stop'] - v['t_start']:.0f} s "
                f"of the fitted epoch, units ordered by {v['order_by']}"
                + (", with the animal's position above." if has_pos else "."))
     return SectionOutput(figures=[FigureSpec("raster", fig, caption)])
@@ -186,8 +207,8 @@ def _couplings_render(result: SectionResult) -> SectionOutput:
     figures = []
     fig, ax = new_figure(6.0, 5.0)
     heatmap(ax, J[np.ix_(order, order)], label="coupling J (spin units, per bin)")
-    ax.set_xlabel("presynaptic unit j at t−1 (rank)")
-    ax.set_ylabel("postsynaptic unit i at t (rank)")
+    ax.set_xlabel("source unit j at t−1 (rank)")
+    ax.set_ylabel("target unit i at t (rank)")
     figures.append(FigureSpec("coupling_matrix", fig,
                               f"Fitted kinetic-Ising couplings J_ij between {n} units, ordered by {v['order_by']}; "
                               "red entries excite, blue inhibit."))

@@ -11,6 +11,7 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
 __all__ = ["new_figure", "to_png", "heatmap", "histogram", "identity_scatter"]
@@ -28,7 +29,8 @@ def new_figure(width: float = 6.4, height: float = 3.6, ncols: int = 1, nrows: i
 def to_png(fig: Figure) -> bytes:
     """Render a figure to PNG bytes."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
+    # bbox_inches="tight" as a safety net: no label is ever cut off, whatever the layout engine did.
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight", pad_inches=0.05)
     return buffer.getvalue()
 
 
@@ -76,6 +78,8 @@ def identity_scatter(ax, observed: NDArray, predicted: NDArray, *, xlabel: str, 
         and predicted.std() > 0 else float("nan")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
     ax.set_title(f"{title}{'  ' if title else ''}r = {r:.3f}", fontsize=10)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     return r

@@ -11,7 +11,7 @@ import torch
 from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter1d
 
-__all__ = ["per_neuron_log_likelihood", "independent_log_likelihood", "spin_moments", "field_peaks"]
+__all__ = ["per_neuron_log_likelihood", "independent_log_likelihood", "spin_moments", "field_peaks", "principal_axis"]
 
 _CHUNK_BINS = 65_536
 
@@ -93,7 +93,8 @@ def spin_moments(spins_or_raster) -> dict[str, NDArray[np.float64]]:
     return {"m": m.numpy(), "C": C.numpy(), "D": D.numpy()}
 
 
-def _principal_axis(xy: NDArray) -> NDArray:
+def principal_axis(xy: NDArray) -> NDArray:
+    """Coordinates of (T, D) points along their first principal axis (a linear track's length)."""
     centered = xy - xy.mean(axis=0)
     _, _, vt = np.linalg.svd(centered, full_matrices=False)
     return centered @ vt[0]
@@ -113,7 +114,7 @@ def field_peaks(recording, n_bins: int = 40) -> NDArray[np.float64] | None:
     if valid.sum() < 10:
         return None
     coords = pos.values[valid]
-    linear = coords[:, 0] if coords.shape[1] == 1 else _principal_axis(coords)
+    linear = coords[:, 0] if coords.shape[1] == 1 else principal_axis(coords)
     edges = np.linspace(linear.min(), linear.max() + 1e-9, n_bins + 1)
     occupancy = gaussian_filter1d(np.histogram(linear, edges)[0].astype(float), 1.0)
     times = pos.timestamps[valid]

@@ -10,8 +10,8 @@ from ..errors import ValidationError
 from ..intervals import intersect
 from ..recording import Recording
 from ._validation import choice, positive, positive_int
-from .track import detect_laps
 from .occupancy import _position_series, bin_index, position_samples, rate_maps, smooth_maps, spatial_bins
+from .track import detect_laps
 
 __all__ = ["skaggs_information", "sparsity", "spatial_information", "stability"]
 

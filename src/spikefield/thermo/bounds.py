@@ -73,6 +73,8 @@ def bound_entropy_production(raster: Raster, method: str = "newton", *, split: s
     raster = check_raster(raster, min_transitions=10)
     if method not in ("newton", "tur"):
         raise ValidationError(f"method must be 'newton' or 'tur' for the bounds, got {method!r}.")
+    if not (isinstance(ridge, int | float | np.floating) and np.isfinite(ridge) and ridge >= 0):
+        raise ValidationError(f"ridge must be a finite number >= 0, got {ridge!r}.")
     n = raster.n_units
     n_obs = n * (n - 1) // 2
     if n_obs > max_observables:

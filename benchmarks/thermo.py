@@ -1,0 +1,142 @@
+"""Benchmarks of spikefield.thermo: accuracy against ground truth and speed.
+
+    python benchmarks/thermo.py            # full size (long: 10^6 samples per spin, several β)
+    python benchmarks/thermo.py --quick    # reduced sizes, under 2 minutes on 2 cores
+
+Sections
+--------
+1. MaxEnt on the multipartite (sequential) spin model (PHYSICS.md target 8): N = 100, k = 6,
+   J0 = 0, DJ = 1; Σ_g / Σ, Newton-1 / Σ, TUR / Σ and the fit time per β (min / median of repeats),
+   float64 and float32. The reference scripts' fit time (~45 s per β, 100 spins, 2 cores, float32)
+   is quoted from PHYSICS.md §4.2 [measured there]; it is not re-run here (GPL code, numba).
+2. MaxEnt on parallel dynamics (target 9): N = 50, k = 6, 10^5 steps; Σ_g / Σ, cap, convergence,
+   contiguous against random splits.
+3. Model-based EP of the N = 512 asymmetric SK model at β = 1 against the exact N -> ∞ value
+   (target 3) and its throughput.
+4. GPU (only when CUDA is present): MaxEnt at N = 1000 on 10^6 transitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+import spikefield as sf
+from spikefield.thermo import (
+    asymmetric_sk,
+    entropy_production,
+    maxent_multipartite,
+    sequential_entropy_production,
+    sequential_glauber,
+)
+
+REFERENCE_SECONDS_PER_BETA = 45.0  # PHYSICS.md §4.2, reference MaxEnt fit, N = 100, 10^6 samples/spin
+
+
+def diluted_couplings(n: int, k: int = 6, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    J = (rng.random((n, n)) < k / (n - 1)) * rng.standard_normal((n, n)) / np.sqrt(k)
+    np.fill_diagonal(J, 0.0)
+    return J
+
+
+def timed(function, repeats: int):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return result, min(times), statistics.median(times)
+
+
+def section_multipartite(quick: bool) -> None:
+    n_samples = 30_000 if quick else 1_000_000
+    betas = (1.35,) if quick else (0.5, 1.0, 1.35, 2.0, 2.5, 4.0)
+    repeats = 1 if quick else 2
+    J = diluted_couplings(100, seed=0)
+    print(f"\n[1] multipartite spin model, N=100, k=6, {n_samples:.0e} samples, 70/20/10 contiguous split")
+    print("beta   Sigma    Sg/S    Newton/S  TUR/S   R2(asym)  fit64 min/med (s)  fit32 min/med (s)  "
+          "ref45s/fit32  iters  sim (s)")
+    for beta in betas:
+        start = time.perf_counter()
+        S, F = sequential_glauber(J, n_samples, beta=beta, n_chains=1000 if quick else 5000,
+                                  warmup_sweeps=10 if quick else 20, seed=1)
+        simulation = time.perf_counter() - start
+        true, _ = sequential_entropy_production(J, S, beta=beta)
+        r64, min64, med64 = timed(lambda S=S, F=F: maxent_multipartite(S, F, baselines=False), repeats)
+        r32, min32, med32 = timed(lambda S=S, F=F: maxent_multipartite(S, F, baselines=False,
+                                                                       dtype=torch.float32), repeats)
+        full = maxent_multipartite(S, F, baselines=True, dtype=torch.float32)
+        upper = np.triu_indices(100, 1)
+        theta = r64.multipliers
+        r2 = np.corrcoef((theta - theta.T)[upper], (beta * (J - J.T))[upper])[0, 1] ** 2
+        print(f"{beta:4.2f}  {true:7.4f}  {r64.ep / true:6.3f}  {full.ep_newton / true:7.3f}  {full.ep_tur / true:6.3f}"
+              f"  {r2:7.3f}   {min64:6.1f} / {med64:6.1f}     {min32:6.1f} / {med32:6.1f}      "
+              f"{REFERENCE_SECONDS_PER_BETA / min32:6.1f}x   {r64.details['n_iter']:4d}  {simulation:6.1f}"
+              f"   (Sg32/Sg64 = {r32.ep / r64.ep:.4f})", flush=True)
+
+
+def section_parallel(quick: bool) -> None:
+    n, steps = 50, 100_000
+    betas = (0.2,) if quick else (0.05, 0.1, 0.2, 0.3)
+    J = diluted_couplings(n, seed=0)
+    print(f"\n[2] parallel kinetic Ising, N={n}, k=6, {steps:.0e} steps, 1225 observables")
+    print("beta  Sigma_true  Sg(contig)/S  Sg(random)/S  ln n_test  capped  stopped_by   fit (s)")
+    for beta in betas:
+        X = sf.simulate.kinetic_ising(np.zeros(n), beta * J, steps // 100, n_trials=100, burn_in=100, seed=3)
+        true = entropy_production((np.zeros(n), beta * J), X).ep_per_bin
+        contiguous, t_min, _ = timed(lambda X=X: entropy_production(None, X, method="maxent"), 1)
+        shuffled = entropy_production(None, X, method="maxent", split="random")
+        print(f"{beta:4.2f}  {true:9.4f}  {contiguous.ep_per_bin / true:11.3f}  {shuffled.ep_per_bin / true:12.3f}"
+              f"  {contiguous.details['ln_n_test']:8.2f}  {contiguous.details['capped']!s:6}  "
+              f"{contiguous.details['stopped_by']:11}  {t_min:6.1f}", flush=True)
+
+
+def section_model_based(quick: bool) -> None:
+    n_trials = 16 if quick else 64
+    h, J = sf.simulate.sk_couplings(512, J0=1.0, Js=0.5, H0=0.0, beta=1.0, seed=0)
+    X = sf.simulate.kinetic_ising(h, J, 400, n_trials=n_trials, burn_in=100, seed=1)
+    result, t_min, t_med = timed(lambda: entropy_production((h, J), X, form="stationary", device="cpu"), 3)
+    exact = asymmetric_sk(1.0).ep_per_spin
+    print(f"\n[3] model-based EP, asymmetric SK N=512, beta=1, {X.n_transitions} transitions")
+    print(f"sigma/N simulated {result.ep_per_bin / 512:.4f} +- {result.stderr / 512:.4f}, exact N->inf {exact:.4f}, "
+          f"ratio {result.ep_per_bin / 512 / exact:.3f}; trajectory form "
+          f"{result.details['trajectory_ep_per_bin'] / 512:.4f}; time min/median {t_min:.2f}/{t_med:.2f} s")
+
+
+def section_gpu() -> None:
+    if not torch.cuda.is_available():
+        print("\n[4] GPU: CUDA not available on this machine; section skipped.")
+        return
+    n = 1000
+    J = diluted_couplings(n, k=20, seed=0) * 0.2
+    X = sf.simulate.kinetic_ising(np.zeros(n), J, 10_000, n_trials=100, seed=0, device="cuda")
+    _, t_min, t_med = timed(lambda: entropy_production(None, X, method="maxent", device="cuda"), 2)
+    print(f"\n[4] GPU MaxEnt N={n}, {X.n_transitions} transitions: min/median {t_min:.1f}/{t_med:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (< 2 min on 2 cores)")
+    parser.add_argument("--sections", default="1234", help="which sections to run, e.g. '13'")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+          f"python {sys.version.split()[0]}, quick={args.quick}")
+    if "1" in args.sections:
+        section_multipartite(args.quick)
+    if "2" in args.sections:
+        section_parallel(args.quick)
+    if "3" in args.sections:
+        section_model_based(args.quick)
+    if "4" in args.sections:
+        section_gpu()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""EquilibriumIsing: ground truth (enumeration, simulated SK networks), invariances, errors, real data."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import spikefield as sf
+from spikefield.errors import NotFittedError, RasterError, ReaderError, ValidationError
+from spikefield.models._equilibrium_exact import exact_moments
+from spikefield.models._equilibrium_mcmc import split_r_hat
+from spikefield.models._equilibrium_rows import fit_rows
+from spikefield.models.equilibrium_ising import EquilibriumIsing
+
+
+# ---------------------------------------------------------------------- brute force (independent)
+def brute_force(h: np.ndarray, J: np.ndarray, beta: float = 1.0) -> dict:
+    """All states by itertools, probabilities by direct exponentiation (no shared code)."""
+    n = len(h)
+    states = np.array(list(itertools.product([-1.0, 1.0], repeat=n)))
+    log_weight = beta * (states @ h + 0.5 * np.einsum("bi,ij,bj->b", states, J, states))
+    z = np.exp(log_weight).sum()
+    p = np.exp(log_weight) / z
+    energy = -(states @ h + 0.5 * np.einsum("bi,ij,bj->b", states, J, states))
+    return {"log_z": np.log(z), "means": p @ states, "second": (states * p[:, None]).T @ states,
+            "pk": np.bincount((states > 0).sum(1), weights=p, minlength=n + 1), "states": states, "p": p,
+            "energy_var": p @ energy ** 2 - (p @ energy) ** 2}
+
+
+def random_model(n: int, seed: int, scale: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    J = rng.normal(0, scale, (n, n))
+    J = (J + J.T) / 2
+    np.fill_diagonal(J, 0)
+    return rng.uniform(-0.5, 0.5, n), J
+
+
+def upper(a: np.ndarray) -> np.ndarray:
+    return a[np.triu_indices(len(a), 1)]
+
+
+@pytest.fixture(scope="module")
+def sk50():
+    """N = 50 symmetric SK network (Js = 1, moderate couplings) and 20,000 Gibbs samples."""
+    h, J = sf.simulate.sk_couplings(50, J0=0.0, Js=1.0, H0=0.5, symmetric=True, seed=3)
+    X = sf.simulate.equilibrium_ising(h, J, 20_000, n_chains=1000, burn_in=200, thin=2, seed=4)
+    return h, J, X
+
+
+@pytest.fixture(scope="module")
+def small():
+    """N = 8 model, its exact statistics and 40,000 samples from it."""
+    h, J = random_model(8, seed=0)
+    X = sf.simulate.equilibrium_ising(h, J, 40_000, n_chains=400, burn_in=100, thin=2, seed=1)
+    return h, J, X
+
+
+# ---------------------------------------------------------------------- exact enumeration
+@pytest.mark.parametrize("n", [3, 7, 12])
+def test_enumeration_matches_brute_force(n):
+    h, J = random_model(n, seed=n)
+    ref = brute_force(h, J, beta=0.8)
+    got = exact_moments(torch.as_tensor(h), torch.as_tensor(J), beta=0.8)
+    assert got.log_partition == pytest.approx(ref["log_z"], rel=1e-12)
+    np.testing.assert_allclose(got.means.numpy(), ref["means"], atol=1e-12)
+    np.testing.assert_allclose(got.second.numpy(), ref["second"], atol=1e-12)
+    np.testing.assert_allclose(got.count_distribution.numpy(), ref["pk"], atol=1e-12)
+    assert got.energy_variance == pytest.approx(ref["energy_var"], rel=1e-9)
+
+
+def test_exact_fit_matches_data_moments_by_brute_force(small):
+    _, _, X = small
+    model = EquilibriumIsing("exact").fit(X)
+    ref = brute_force(model.h_, model.J_)
+    spins = X.to_spins().astype(float)
+    np.testing.assert_allclose(ref["means"], spins.mean(0), atol=1e-6)
+    np.testing.assert_allclose(ref["second"], spins.T @ spins / len(spins), atol=1e-6)
+    assert model.converged_
+
+
+def test_exact_fit_recovers_generating_parameters(small):
+    h, J, X = small
+    model = EquilibriumIsing("exact").fit(X)
+    assert np.corrcoef(upper(model.J_), upper(J))[0, 1] > 0.95
+    assert np.abs(model.h_ - h).max() < 0.1
+
+
+def test_log_likelihood_is_exact(small):
+    _, _, X = small
+    model = EquilibriumIsing("exact").fit(X)
+    ref = brute_force(model.h_, model.J_)
+    spins = X.to_spins().astype(float)[:500]
+    index = ((spins > 0) * (2 ** np.arange(7, -1, -1))).sum(1).astype(int)  # itertools order: first spin = MSB
+    expected = np.log(ref["p"][index]).mean() / 8
+    assert model.log_likelihood(sf.Raster.from_array(spins, 1.0)) == pytest.approx(expected, rel=1e-9)
+
+
+# ---------------------------------------------------------------------- pseudolikelihood kernel
+def test_pseudolikelihood_rows_match_scikit_learn(small):
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    _, _, X = small
+    spins = X.to_spins().astype(np.float64)
+    fit = fit_rows(torch.as_tensor(spins), "pseudolikelihood", tol=1e-9, max_iter=500)
+    for i in (0, 5):
+        others = np.delete(spins, i, axis=1)
+        reg = sklearn.LogisticRegression(C=np.inf, tol=1e-10, max_iter=5000).fit(others, spins[:, i])
+        # P(s_i = +1 | rest) = σ(2 ũ_i): logistic coefficients are 2 J_ij and 2 h_i.
+        np.testing.assert_allclose(reg.coef_[0] / 2, np.delete(fit.couplings[i].numpy(), i), atol=2e-4)
+        assert reg.intercept_[0] / 2 == pytest.approx(float(fit.fields[i]), abs=2e-4)
+
+
+@pytest.mark.parametrize("method", ["pseudolikelihood", "mpf", "boltzmann"])
+def test_recovers_sk_couplings(sk50, method):
+    h, J, X = sk50
+    kwargs = {"max_iter": 150, "sweeps_per_iter": 2, "seed": 0} if method == "boltzmann" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sf.ConvergenceWarning)
+        model = EquilibriumIsing(method, **kwargs).fit(X)
+    r = np.corrcoef(upper(model.J_), upper(J))[0, 1]
+    assert r >= 0.95, f"{method}: coupling correlation {r:.3f}"
+    assert np.corrcoef(model.h_, h)[0, 1] >= 0.95
+    np.testing.assert_array_equal(model.J_, model.J_.T)
+    assert np.all(np.diag(model.J_) == 0)
+    if method != "boltzmann":
+        assert model.converged_ and model.n_iter_ < 50
+
+
+@pytest.fixture(scope="module")
+def weak30():
+    h, J = sf.simulate.sk_couplings(30, J0=0.0, Js=0.5, H0=0.3, symmetric=True, seed=5)
+    return h, J, sf.simulate.equilibrium_ising(h, J, 20_000, n_chains=1000, burn_in=200, thin=2, seed=6)
+
+
+@pytest.mark.parametrize("method", ["nmf", "tap", "sessak-monasson"])
+def test_closed_forms_at_weak_coupling(method, weak30):
+    h, J, X = weak30
+    model = EquilibriumIsing(method).fit(X)
+    assert np.corrcoef(upper(model.J_), upper(J))[0, 1] > 0.9
+    assert np.corrcoef(model.h_, h)[0, 1] > 0.9
+
+
+def test_float32_matches_float64(sk50):
+    _, _, X = sk50
+    a = EquilibriumIsing(dtype="float64").fit(X)
+    b = EquilibriumIsing(dtype="float32").fit(X)
+    assert np.abs(a.J_ - b.J_).max() < 1e-3
+
+
+def test_l2_shrinks_couplings(sk50):
+    _, _, X = sk50
+    free = EquilibriumIsing().fit(X)
+    ridge = EquilibriumIsing(l2=0.05).fit(X)
+    assert np.abs(ridge.J_).sum() < np.abs(free.J_).sum()
+
+
+# ---------------------------------------------------------------------- evaluation and sampling
+def test_energy_and_pseudo_log_likelihood_by_hand(small):
+    _, _, X = small
+    model = EquilibriumIsing().fit(X)
+    spins = X.to_spins().astype(float)[:300]
+    expected = -(spins @ model.h_ + 0.5 * np.einsum("bi,ij,bj->b", spins, model.J_, spins))
+    np.testing.assert_allclose(model.energy(spins), expected, atol=1e-10)
+    np.testing.assert_allclose(model.energy((spins > 0).astype(np.uint8)), expected, atol=1e-10)
+    field = spins @ model.J_ + model.h_
+    pll = np.mean(spins * field - np.log(2 * np.cosh(field)))
+    assert model.pseudo_log_likelihood(sf.Raster.from_array(spins, 1.0)) == pytest.approx(pll, rel=1e-10)
+    # The fitted model predicts held-out bins better than the independent model (J = 0).
+    train, test = X.split(0.5)
+    fitted = EquilibriumIsing().fit(train)
+    independent = EquilibriumIsing().fit(train)
+    independent.J_ = np.zeros_like(independent.J_)
+    assert fitted.score(test) > independent.score(test)
+
+
+def test_sample_matches_exact_moments():
+    h, J = random_model(8, seed=2)
+    model = EquilibriumIsing().fit(sf.simulate.equilibrium_ising(h, J, 2000, n_chains=100, seed=0))
+    model.h_, model.J_ = h, J
+    samples = model.sample(40_000, seed=1, n_chains=400, thin=2)
+    ref = brute_force(h, J)
+    spins = samples.to_spins().astype(float)
+    assert np.abs(spins.mean(0) - ref["means"]).max() < 0.03
+    assert np.abs(spins.T @ spins / len(spins) - ref["second"]).max() < 0.03
+    again = model.sample(1000, seed=1, n_chains=400, thin=2)
+    np.testing.assert_array_equal(again.to_numpy(), model.sample(1000, seed=1, n_chains=400, thin=2).to_numpy())
+    assert samples.n_bins == 40_000 and len(samples.segments) == 400
+
+
+def test_compare_reports_model_against_data(small):
+    _, _, X = small
+    model = EquilibriumIsing().fit(X)
+    comparison = model.compare(X, n_samples=20_000, seed=0)
+    assert comparison.source == "exact"
+    summary = comparison.summary()
+    assert summary["means_rms"] < 0.02 and summary["covariance_r"] > 0.95 and summary["count_kl_nats"] < 0.01
+    assert comparison.observed.triplets.shape == (56, 3)
+    np.testing.assert_allclose(comparison.observed.count_distribution.sum(), 1.0)
+
+
+def test_energy_landscape_finds_stored_patterns():
+    rng = np.random.default_rng(0)
+    patterns = rng.choice([-1.0, 1.0], size=(3, 40))
+    J = patterns.T @ patterns / 40
+    np.fill_diagonal(J, 0)
+    model = EquilibriumIsing().fit(sf.Raster.from_array(rng.choice([-1, 1], size=(200, 40)), 1.0))
+    model.h_, model.J_ = np.zeros(40), J
+    noisy = np.repeat(patterns, 20, axis=0) * np.where(rng.random((60, 40)) < 0.1, -1, 1)
+    land = model.energy_landscape(noisy)
+    assert land.converged and land.basin_sizes.sum() == 60
+    # Every minimum is stable under every single flip (invariance of zero-temperature descent).
+    for state in land.minima.astype(float):
+        flips = 2 * state * (state @ J + model.h_)
+        assert np.all(flips >= 0)
+    found = {tuple(m) for m in land.minima.astype(int)}
+    assert all(tuple(p.astype(int)) in found or tuple((-p).astype(int)) in found for p in patterns)
+    np.testing.assert_allclose(land.state_energies, model.energy(noisy))
+
+
+def test_heat_capacity_mcmc_agrees_with_exact():
+    h, J = random_model(10, seed=4, scale=0.3)
+    model = EquilibriumIsing().fit(sf.simulate.equilibrium_ising(h, J, 2000, n_chains=100, seed=0))
+    model.h_, model.J_ = h, J
+    temps = np.array([0.8, 1.0, 1.5])
+    exact = model.heat_capacity(temps)
+    for t, value in zip(temps, exact.heat_capacity, strict=True):
+        assert value == pytest.approx(brute_force(h, J, beta=1 / t)["energy_var"] / (10 * t * t), rel=1e-9)
+    mcmc = model.heat_capacity(temps, exact_below=0, n_chains=64, n_sweeps=200, burn_in=100, seed=0)
+    assert mcmc.source == "mcmc"
+    assert np.all(np.abs(mcmc.heat_capacity - exact.heat_capacity) < 5 * mcmc.standard_error + 0.02)
+    assert np.all(mcmc.r_hat < 1.1)
+
+
+def test_split_r_hat_detects_unmixed_chains(rng):
+    mixed = rng.normal(size=(400, 8))
+    stuck = mixed + np.arange(8) * 3.0
+    assert split_r_hat(mixed) < 1.02
+    assert split_r_hat(stuck) > 1.5
+
+
+def test_save_load_round_trip(tmp_path, small):
+    _, _, X = small
+    model = EquilibriumIsing("pseudolikelihood", l2=1e-3).fit(X)
+    path = model.save(tmp_path / "model.npz")
+    loaded = EquilibriumIsing.load(path)
+    np.testing.assert_array_equal(loaded.J_, model.J_)
+    np.testing.assert_array_equal(loaded.h_, model.h_)
+    assert loaded.l2 == 1e-3 and loaded.converged_ == model.converged_ and loaded.n_iter_ == model.n_iter_
+    assert loaded.pseudo_log_likelihood(X) == pytest.approx(model.pseudo_log_likelihood(X))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+# ---------------------------------------------------------------------- errors
+def _raster():
+    return sf.Raster.from_array(np.random.default_rng(0).choice([-1, 1], size=(100, 5)), 1.0)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"method": "pseudolikelihod"}, ValidationError, r"'method' parameter .* Did you mean 'pseudolikelihood'"),
+    ({"method": "exakt"}, ValidationError, r"Did you mean 'exact'"),
+    ({"l2": -1.0}, ValidationError, r"'l2' parameter .* >= 0; got -1.0"),
+    ({"shrinkage": 1.0}, ValidationError, r"'shrinkage' parameter .* \[0, 1\); got 1.0"),
+    ({"max_iter": 0}, ValidationError, r"'max_iter' parameter .* positive integer; got 0"),
+    ({"tol": float("nan")}, ValidationError, r"'tol' parameter"),
+    ({"n_chains": 2.5}, ValidationError, r"'n_chains' parameter .* got 2.5"),
+    ({"dtype": "float16"}, ValidationError, r"'dtype' parameter"),
+    ({"device": "tpu"}, sf.DeviceError, r"device='tpu'"),
+])
+def test_bad_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        EquilibriumIsing(**kwargs).fit(_raster())
+
+
+@pytest.mark.parametrize(("data", "kwargs", "error", "match"), [
+    (np.ones((10, 3)), {}, ValidationError, r"raster must be a spikefield Raster .* got ndarray"),
+    (sf.Raster.from_array(np.ones((1, 3)), 1.0), {}, RasterError, r"at least 2 bins and 2 units; got 1 x 3"),
+    (sf.Raster.from_array(np.c_[np.zeros(50), np.random.default_rng(0).integers(0, 2, (50, 2))], 1.0), {},
+     RasterError, r"units \[0\] are silent in every bin"),
+    (sf.Raster.from_array(np.random.default_rng(0).integers(0, 2, (50, 21)), 1.0), {"method": "exact"},
+     ValidationError, r"N <= 20; the raster has 21 units"),
+])
+def test_bad_data(data, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        EquilibriumIsing(**kwargs).fit(data)
+
+
+def test_bad_use_after_fit(tmp_path):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        EquilibriumIsing().energy(np.ones(5))
+    model = EquilibriumIsing().fit(_raster())
+    with pytest.raises(ValidationError, match="has 4 units; the model was fitted on 5"):
+        model.energy(np.ones((2, 4)))
+    with pytest.raises(ValidationError, match=r"±1 spins or 0/1 spikes; found values \[0, 2\]"):
+        model.energy(np.array([[0, 2, 0, 2, 0]]))
+    with pytest.raises(ValidationError, match="n_samples must be a positive integer; got 0"):
+        model.sample(0)
+    with pytest.raises(ValidationError, match="temperatures must be finite and > 0"):
+        model.heat_capacity([1.0, -1.0])
+    with pytest.raises(ReaderError, match="does not exist"):
+        EquilibriumIsing.load(tmp_path / "missing.npz")
+    with pytest.raises(ValidationError, match="C is singular .* set shrinkage > 0"):
+        duplicated = np.random.default_rng(1).integers(0, 2, (200, 3))
+        EquilibriumIsing("nmf").fit(sf.Raster.from_array(np.c_[duplicated, duplicated[:, :1]], 1.0))
+
+
+def test_nonconvergence_warns():
+    _, _, X = (None, None, sf.simulate.equilibrium_ising(*random_model(6, 0), 2000, n_chains=50, seed=0))
+    with pytest.warns(sf.ConvergenceWarning, match="raise max_iter"):
+        model = EquilibriumIsing(max_iter=1, tol=1e-12).fit(X)
+    assert not model.converged_ and model.n_iter_ == 1
+
+
+# ---------------------------------------------------------------------- real data
+@pytest.mark.realdata
+def test_real_linear_track_pairwise_model(hc_linear_track):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        rec = sf.read(hc_linear_track)
+    X = rec.bin(0.02, epoch="tracked")
+    X = X.select_units(X.mean_activity() >= 0.002)
+    train, test = X.split(0.8)
+    model = EquilibriumIsing(l2=1e-3).fit(train)
+    assert model.converged_
+    independent = EquilibriumIsing(l2=1e-3).fit(train)
+    independent.J_ = np.zeros_like(model.J_)
+    assert model.score(test) > independent.score(test)
+    comparison = model.compare(train, n_samples=20_000, seed=0)
+    summary = comparison.summary()
+    # In-sample the (slightly ridged) pairwise model must reproduce means, correlations and P(K)
+    # where P(K) has its mass (K <= 3 holds 99.9 % of bins).
+    assert summary["means_rms"] < 0.01 and summary["covariance_r"] > 0.85
+    observed_pk, predicted_pk = comparison.observed.count_distribution, comparison.predicted.count_distribution
+    assert np.abs(observed_pk[:4] - predicted_pk[:4]).max() < 0.01
+
+
+# ---------------------------------------------------------------------- GPU
+@pytest.mark.gpu
+def test_cuda_fit_matches_cpu(sk50):
+    _, _, X = sk50
+    cpu = EquilibriumIsing(device="cpu").fit(X)
+    gpu = EquilibriumIsing(device="cuda", dtype="float64").fit(X)
+    np.testing.assert_allclose(gpu.J_, cpu.J_, atol=1e-6)
+    samples = gpu.sample(10_000, seed=0, n_chains=1000)
+    assert samples.n_bins == 10_000

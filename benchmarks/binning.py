@@ -49,17 +49,19 @@ def main() -> None:
     duration = n_bins * bin_size
     support = np.array([[0.0, duration]])
     print(f"binning into {n_bins:,} bins x {n_units} units (bin {bin_size * 1e3:g} ms)")
-    print(f"{'spikes':>12} {'dtype':>7} {'min s':>8} {'median s':>9} {'Mspikes/s':>10} {'np.histogram s':>15} {'ratio':>6}")
+    print(f"{'spikes':>12} {'dtype':>7} {'min s':>8} {'median s':>9} {'Mspikes/s':>10} "
+          f"{'np.histogram s':>15} {'ratio':>6}")
     for n_spikes in sizes:
         trains = make_trains(n_spikes, n_units, duration)
         for dtype in (bool, "counts"):
-            times = time_it(lambda: bin_spikes(trains, support, bin_size, dtype=dtype), args.repeats)
+            times = time_it(lambda trains=trains, dtype=dtype: bin_spikes(trains, support, bin_size, dtype=dtype),
+                            args.repeats)
             raster = bin_spikes(trains, support, bin_size, dtype="counts")
             assert raster.spike_counts().sum() == n_spikes  # conservation, checked on the real output
             peer = ""
             ratio = ""
             if dtype == "counts" and n_spikes == sizes[0]:  # the peer is slow: measure it once
-                peer_times = time_it(lambda: histogram_peer(trains, duration, bin_size), 1)
+                peer_times = time_it(lambda trains=trains: histogram_peer(trains, duration, bin_size), 1)
                 peer = f"{min(peer_times):15.2f}"
                 ratio = f"{min(peer_times) / min(times):6.1f}"
             print(f"{n_spikes:>12,} {str(getattr(dtype, '__name__', dtype)):>7} {min(times):8.2f} "

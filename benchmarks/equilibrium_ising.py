@@ -82,7 +82,7 @@ def coniii_available() -> bool:
 def coniii_fit(method: str, spins: np.ndarray) -> np.ndarray:
     """ConIII's solver on the same ±1 samples; returns symmetric J in our convention."""
     import coniii
-    from coniii.utils import pair_corr, define_ising_helper_functions
+    from coniii.utils import define_ising_helper_functions, pair_corr
 
     n = spins.shape[1]
     upper = np.triu_indices(n, 1)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import spikefield as sf
-from spikefield.errors import ValidationError
 
 
 def test_sk_ensemble_moments():

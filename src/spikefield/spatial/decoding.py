@@ -151,7 +151,8 @@ class PoissonDecoder:
 
     def predict(self, counts: ArrayLike, time_bin: float) -> NDArray[np.float64]:
         """(T, D) maximum-a-posteriori position (bin centre, position unit)."""
-        return self.bin_centers_[np.argmax(self.predict_proba(counts, time_bin), axis=1)]
+        posterior = self.predict_proba(counts, time_bin)  # validates (and checks fitted) first
+        return self.bin_centers_[np.argmax(posterior, axis=1)]
 
 
 def bin_counts(spike_times: tuple[NDArray[np.float64], ...], edges: NDArray[np.float64]) -> NDArray[np.float64]:

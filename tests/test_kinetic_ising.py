@@ -110,6 +110,27 @@ def test_conversion_errors(call, match):
         call()
 
 
+def test_kernels_match_autograd(rng):
+    """The hand-written gradient and Hessian-vector product equal autograd's on the summed nll."""
+    inputs = torch.as_tensor(rng.random((40, 6)) < 0.3, dtype=torch.float64)
+    targets = torch.as_tensor(rng.random((40, 4)) < 0.4, dtype=torch.float64)
+    weights = torch.tensor(rng.normal(size=(4, 6)), requires_grad=True)
+    bias = torch.tensor(rng.normal(size=4), requires_grad=True)
+    direction_weights, direction_bias = torch.as_tensor(rng.normal(size=(4, 6))), torch.as_tensor(rng.normal(size=4))
+    result = _logistic.loss_and_grad(inputs, targets, weights.detach(), bias.detach())
+    loss = _logistic.loss_only(inputs, targets, weights, bias).sum()
+    grad_weights, grad_bias = torch.autograd.grad(loss, (weights, bias), create_graph=True)
+    assert float(result.loss.sum()) == pytest.approx(float(loss.detach()), abs=1e-12)
+    torch.testing.assert_close(result.grad_weights, grad_weights.detach(), atol=1e-12, rtol=0)
+    torch.testing.assert_close(result.grad_bias, grad_bias.detach(), atol=1e-12, rtol=0)
+    directional = (grad_weights * direction_weights).sum() + (grad_bias * direction_bias).sum()
+    hv_weights, hv_bias = torch.autograd.grad(directional, (weights, bias))
+    ours_weights, ours_bias = _logistic.hessian_vector_product(inputs, weights.detach(), bias.detach(),
+                                                               direction_weights, direction_bias)
+    torch.testing.assert_close(ours_weights, hv_weights, atol=1e-12, rtol=0)
+    torch.testing.assert_close(ours_bias, hv_bias, atol=1e-12, rtol=0)
+
+
 # ---------------------------------------------------------------------- independent implementation
 def test_agrees_with_sklearn_per_neuron(small):
     linear_model = pytest.importorskip("sklearn.linear_model")

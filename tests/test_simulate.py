@@ -87,3 +87,10 @@ def test_cuda_request_without_gpu_is_clear():
         pytest.skip("CUDA present: the no-GPU error path cannot be exercised here")
     with pytest.raises(sf.DeviceError, match="CUDA is not available"):
         sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, device="cuda")
+
+
+def test_equilibrium_segments_when_samples_do_not_divide_chains():
+    h, J = sf.simulate.sk_couplings(4, symmetric=True, seed=0)
+    raster = sf.simulate.equilibrium_ising(h, J, 1000, n_chains=300, burn_in=5, seed=0)
+    lengths = raster.segments[:, 1] - raster.segments[:, 0]
+    assert raster.n_bins == 1000 and lengths.sum() == 1000 and lengths.min() > 0

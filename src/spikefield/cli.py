@@ -251,7 +251,8 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to wr
         for warning in read_warnings:
             typer.echo(f"warning: {warning}", err=True)
         epoch = base.epoch or ("run" if "run" in recording.epochs else None)
-        config = base.replace(data=str(data.absolute()), epoch=epoch, device=device, seed=seed, analyses=_split(analyses))
+        config = base.replace(data=str(data.absolute()), epoch=epoch, device=device, seed=seed,
+                              analyses=_split(analyses))
     else:
         config = base.replace(epoch=base.epoch or "run", device=device, seed=seed, analyses=_split(analyses))
         resolve_device(config.device)  # a bad --device fails before the simulation, not after

@@ -182,10 +182,10 @@ def equilibrium_ising(h: ArrayLike, J: ArrayLike, n_samples: int, *, n_chains: i
         if done > 0 and done % thin == 0:
             kept[:, done // thin - 1] = state > 0
     data = kept.reshape(-1, h.size)[:n_samples].cpu().numpy()
-    lengths = np.full(n_chains, per_chain)
-    lengths[-1] -= n_chains * per_chain - n_samples
-    lengths = lengths[lengths > 0]
-    return Raster(data, 1.0, 0.0, segments=lengths)
+    # Samples are taken chain by chain (row-major), so the first chains are full and the
+    # last ones may be short or empty when n_samples is not a multiple of n_chains.
+    lengths = np.clip(n_samples - per_chain * np.arange(n_chains), 0, per_chain)
+    return Raster(data, 1.0, 0.0, segments=lengths[lengths > 0])
 
 
 # ---------------------------------------------------------------------- place cells

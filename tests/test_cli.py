@@ -268,9 +268,12 @@ def test_report_dom_has_headings_and_decoded_figures(demo_run, tmp_path):
     (["demo", "--out", "{tmp}/r", "--config", "{tmp}/bad.toml"], r"unknown key 'bin_sise'\. Did you mean 'bin_size'\?"),
     (["demo", "--out", "{tmp}/r", "--device", "tpu"], r"device must be 'auto', 'cpu' or 'cuda"),
     (["fit", "--out", "{tmp}/r"], r"no recording given"),
+    # `data` in a demo's --config is the user's recording, never silently replaced by the simulation.
+    (["demo", "--out", "{tmp}/r", "--config", "{tmp}/data.toml"], r"no such file or folder"),
 ])
 def test_errors_are_one_line_with_hint(args, message, tmp_path):
     (tmp_path / "bad.toml").write_text("bin_sise = 0.02\n")
+    (tmp_path / "data.toml").write_text('data = "/no/such/recording"\n')
     result = invoke(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
@@ -335,3 +338,16 @@ def test_fit_on_real_linear_track(hc_linear_track, tmp_path):
     assert saved["bin_size"] == 0.02 and saved["min_rate"] == 0.1 and saved["data"] == str(hc_linear_track)
     # Units are ordered by an estimated place-field peak, since the recording has position.
     assert metrics["sections"]["couplings"]["values"]["order_by"].startswith("place-field peak")
+
+
+def test_summary_line_survives_null_metrics(tmp_path, capsys):
+    # metrics.json stores NaN as null; the printed summary must say so, not crash with a TypeError.
+    from spikefield.cli import _print_result
+    from spikefield.runs import RunResult
+
+    metrics = {"sections": {"likelihood": {"status": "ok", "values": {"ll_test": None, "ll_null_test": -0.2,
+                                                                       "ll_gain_test": None}}},
+               "data": {"n_units": 3, "n_train_bins": 100, "bin_size_s": 0.01},
+               "model": {"name": "kinetic_ising", "fit_seconds": 0.1, "converged": False, "n_iter": 5}}
+    _print_result(RunResult(tmp_path, metrics), quiet=False, as_json=False, elapsed=1.0)
+    assert "held-out log-likelihood n/a vs independent -0.20000 nats/bin/unit (gain n/a)" in capsys.readouterr().out

@@ -234,6 +234,13 @@ def test_heat_capacity_mcmc_agrees_with_exact():
     assert np.all(mcmc.r_hat < 1.1)
 
 
+def test_exact_below_never_enumerates_beyond_20_neurons():
+    model = EquilibriumIsing(method="nmf", shrinkage=0.05).fit(
+        sf.Raster.from_array(np.random.default_rng(0).integers(0, 2, (400, 24)), 1.0))
+    curve = model.heat_capacity([1.0], exact_below=10**6, n_chains=4, n_sweeps=4, burn_in=0)
+    assert curve.source == "mcmc"  # 2^24 states would be enumerated otherwise
+
+
 def test_split_r_hat_detects_unmixed_chains(rng):
     mixed = rng.normal(size=(400, 8))
     stuck = mixed + np.arange(8) * 3.0
@@ -266,7 +273,8 @@ def _raster():
     ({"max_iter": 0}, ValidationError, r"'max_iter' parameter .* positive integer; got 0"),
     ({"tol": float("nan")}, ValidationError, r"'tol' parameter"),
     ({"n_chains": 2.5}, ValidationError, r"'n_chains' parameter .* got 2.5"),
-    ({"dtype": "float16"}, ValidationError, r"'dtype' parameter"),
+    ({"dtype": "float16"}, ValidationError, r"'dtype' parameter .* \['auto', 'float64', 'float32'\]; got 'float16'"),
+    ({"dtype": "tf32"}, ValidationError, r"'dtype' parameter .* got 'tf32'"),
     ({"device": "tpu"}, sf.DeviceError, r"device='tpu'"),
 ])
 def test_bad_parameters(kwargs, error, match):
@@ -299,6 +307,10 @@ def test_bad_use_after_fit(tmp_path):
         model.sample(0)
     with pytest.raises(ValidationError, match="temperatures must be finite and > 0"):
         model.heat_capacity([1.0, -1.0])
+    with pytest.raises(ValidationError, match="n_chains must be an integer >= 2; got 1"):
+        model.heat_capacity([1.0], n_chains=1)
+    with pytest.raises(ValidationError, match="n_sweeps must be an integer >= 2; got 1"):
+        model.heat_capacity([1.0], n_sweeps=1)
     with pytest.raises(ReaderError, match="does not exist"):
         EquilibriumIsing.load(tmp_path / "missing.npz")
     with pytest.raises(ValidationError, match="C is singular .* set shrinkage > 0"):

@@ -217,6 +217,8 @@ def test_user_epochs_and_options(tmp_path: Path) -> None:
     ("bad_header", {}, r"does not start with '<Start settings>'"),
     ("ok", {"epochs": {"tracked": [[0, 1]]}}, r"name 'tracked' is already used"),
     ("ok", {"position_file": "missing.videoPositionTracking"}, r"position_file=.*no such file"),
+    # 0 used to be taken as "uncalibrated" and silently ignored.
+    ("ok", {"pixels_per_cm": 0}, r"pixels_per_cm must be a positive number, got 0"),
     ("spike_outside", {}, None),
 ])
 def test_errors_table(tmp_path: Path, setup: str, kwargs: dict, message: str | None) -> None:

@@ -76,7 +76,20 @@ def _units_file(tmp_path: Path, *, position: bool = True, module: str = "behavio
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> sf.Recording:
-    return sf.read(_units_file(tmp_path_factory.mktemp("nwb")))
+    with pytest.warns(UserWarning, match=r"intervals 'trials': 1 overlapping row\(s\) merged"):
+        return sf.read(_units_file(tmp_path_factory.mktemp("nwb")))
+
+
+def test_interval_rows_changed_on_reading_are_reported(tmp_path: Path) -> None:
+    nwbfile = mock_NWBFile()
+    nwbfile.add_unit(spike_times=[1.0])
+    nwbfile.add_trial(start_time=0.0, stop_time=1.0)
+    nwbfile.add_trial(start_time=1.0, stop_time=2.0)  # touching: joined, no time added or lost
+    nwbfile.add_trial(start_time=3.0, stop_time=3.0)  # zero length: left out, and reported
+    path = _write(nwbfile, tmp_path / "trials.nwb")
+    with pytest.warns(UserWarning, match=r"0 overlapping row\(s\) merged .* and 1 row\(s\) with stop <= start"):
+        rec = read_nwb(path)
+    assert rec.epochs["trials"].tolist() == [[0.0, 2.0]]
 
 
 def test_written_units_columns_and_ids(written: sf.Recording) -> None:
@@ -98,7 +111,8 @@ def test_written_epochs_by_tag_and_table(written: sf.Recording) -> None:
 
 @pytest.mark.parametrize("module", ["behavior", "tracking"])
 def test_written_position_meters_to_cm(tmp_path: Path, module: str) -> None:
-    rec = sf.read(_units_file(tmp_path, module=module))
+    with pytest.warns(UserWarning, match="overlapping"):
+        rec = sf.read(_units_file(tmp_path, module=module))
     pos = rec.position
     assert pos.unit == "cm" and pos.columns == ("x", "y") and len(pos) == 50
     np.testing.assert_allclose(pos.values[:, 0], np.linspace(0, 100, 50))
@@ -128,7 +142,7 @@ def test_choose_position_by_name(tmp_path: Path) -> None:
     assert read_nwb(path).position.values[0, 0] == 1.0
     rec = read_nwb(path, position="second")
     assert rec.position.values[0, 0] == 2.0 and "first" in rec.series
-    with pytest.raises(ReaderError, match=r"position='secnd': no SpatialSeries .* Did you mean 'second'\?"):
+    with pytest.raises(ReaderError, match=r"\.nwb: position='secnd': no SpatialSeries .* Did you mean 'second'\?"):
         read_nwb(path, position="secnd")
 
 

@@ -139,6 +139,7 @@ def test_unsorted_spike_times_are_grouped_without_loss(tmp_path: Path, rng) -> N
     ("truncated", {}, r"spike_times\.npy: cannot be read as a \.npy array"),
     ("matrix", {}, r"spike_times has shape \(177, 2\); expected \(n,\) or \(n, 1\)"),
     ("bad_tsv", {}, r"cluster_group\.tsv: header \['id_of_cluster', 'group'\] has no 'cluster_id' column"),
+    ("float_clusters", {}, r"spike_clusters\.npy: spike clusters holds 2\.5 at index 3; expected whole numbers"),
 ])
 def test_errors_table(tmp_path: Path, rng, case: str, kwargs: dict, message: str) -> None:
     folder, _ = _folder(tmp_path, rng, labels=False)
@@ -155,6 +156,10 @@ def test_errors_table(tmp_path: Path, rng, case: str, kwargs: dict, message: str
         (folder / "spike_times.npy").write_bytes(data[: len(data) // 2])
     elif case == "matrix":
         np.save(folder / "spike_times.npy", np.zeros((177, 2), np.uint64))
+    elif case == "float_clusters":  # used to be truncated to cluster 2 silently
+        clusters = np.load(folder / "spike_clusters.npy").astype(np.float64)
+        clusters[3] = 2.5
+        np.save(folder / "spike_clusters.npy", clusters)
     elif case == "bad_tsv":
         (folder / "cluster_group.tsv").write_text("id_of_cluster\tgroup\n0\tgood\n")
     with pytest.raises(ReaderError, match=message):

@@ -163,6 +163,8 @@ def test_lazy_import_from_package():
     ({"method": "plefka_t1", "order": 2}, ValidationError, "order=2 is not available for method='plefka_t1'"),
     ({"steps": 0}, ValidationError, "steps must be a positive integer; got 0"),
     ({"s0": np.ones(3)}, ValidationError, r"s0 must be 'ones' or an array of shape \(4,\)"),
+    ({"s0": "zeros"}, ValidationError, r"s0 must be 'ones' or an array of shape \(4,\) .* got 'zeros'"),
+    ({"s0": np.array([0.0, np.nan, 0.0, 0.0])}, ValidationError, r"s0 must be 'ones'"),
     ({"quadrature": "gauss"}, ValidationError, "quadrature='gauss' is not known"),
     ({"dtype": "int8"}, ValidationError, "dtype must be torch.float64"),
     ({"device": "tpu"}, DeviceError, "device='tpu'"),

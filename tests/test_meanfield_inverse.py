@@ -56,6 +56,18 @@ def test_inverse_accepts_statistics_mapping_with_previous_moments(network):
     np.testing.assert_allclose(fit.J, J, atol=1e-8)
 
 
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"C": np.eye(2)}, r"statistics mapping and also \['C'\]"),
+    ({"D_prev": np.zeros((2, 2))}, r"also \['D_prev'\]"),
+])
+def test_inverse_rejects_mapping_with_conflicting_arrays(kwargs, match):
+    stats = {"m": np.zeros(2), "C": np.eye(2), "D": np.zeros((2, 2)), "D_prev": np.zeros((2, 2))}
+    with pytest.raises(ValidationError, match=match):
+        inverse(stats, method="nmf", **kwargs)
+    with pytest.raises(ValidationError, match=r"lacks \['D'\]"):
+        inverse({"m": np.zeros(2), "C": np.eye(2)}, method="nmf")
+
+
 def test_inverse_from_simulated_spikes_recovers_couplings():
     """Ground truth: spikes simulated from known (h, J), statistics -> Plefka inverse."""
     h, J = sk_couplings(12, J0=0.5, Js=0.6, H0=0.3, seed=7)
@@ -152,6 +164,14 @@ def test_entropy_production_matches_simulation_at_weak_coupling():
     simulated = entropy_production(h, J, stats["m_prev"], stats["D"], m=stats["m"])
     predicted = entropy_production(h, J, method="plefka2_t", stationary=True)
     assert predicted == pytest.approx(simulated, rel=0.05)
+
+
+def test_entropy_production_last_step_only_uses_the_full_D(network):
+    h, J = network
+    out = forward(h, J, method="nmf", steps=40)
+    connected = float(np.sum((J - J.T) * out["D"][-1]))
+    last_only = entropy_production(h, J, method="nmf", steps=40, keep_history=False)
+    assert last_only == pytest.approx(connected, rel=1e-12)
 
 
 def test_entropy_production_needs_D_or_method(network):

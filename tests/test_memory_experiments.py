@@ -90,6 +90,17 @@ def test_finite_size_crossing_is_found_between_sizes():
         finite_size_critical_load(small)
 
 
+def test_finite_size_crossing_ignores_loads_where_both_curves_saturate():
+    # Both sizes retrieve everything at low loads and nothing at high ones: equal values there
+    # are not crossings; the true crossing is between 0.15 and 0.20.
+    loads = np.array([0.05, 0.10, 0.15, 0.20, 0.25])
+    small = pd.DataFrame({"n_neurons": 500, "load": loads, "fraction_retrieved": [1.0, 1.0, 0.9, 0.3, 0.0]})
+    large = pd.DataFrame({"n_neurons": 1000, "load": loads, "fraction_retrieved": [1.0, 1.0, 1.0, 0.2, 0.0]})
+    assert finite_size_critical_load(pd.concat([small, large])) == pytest.approx(0.15 + 0.05 * 0.1 / 0.2)
+    never = small.assign(fraction_retrieved=[1.0, 1.0, 0.9, 0.1, 0.0])  # below the large curve, or equal
+    assert np.isnan(finite_size_critical_load(pd.concat([never, large])))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"network": "hopfield"}, r"network must be one of.*got 'hopfield'"),
     ({"loads": [-0.1]}, r"loads must be a non-empty 1-D sequence of positive numbers"),
@@ -240,6 +251,7 @@ def test_fitted_place_cell_network_holds_a_forward_sequence():
      r"patterns must be \(K, N\) with N = 3 neurons.*\(2, 4\)"),
     (lambda: attractors((np.zeros(3), np.eye(3)), patterns=np.ones((2, 3)), pattern_labels=["x"]),
      r"pattern_labels must have 2 entries"),
+    (lambda: attractors((np.zeros(3), np.eye(3)), pattern_labels=["x"]), r"pass patterns too"),
     (lambda: attractors((np.zeros(3), np.eye(3)), patterns=np.full((1, 3), np.nan)), r"patterns must be finite"),
     (lambda: attractors((np.zeros(3), np.eye(3)), n_starts=0), r"n_starts must be a positive integer; got 0"),
     (lambda: attractors((np.zeros(3), np.eye(3)), start_activity=2), r"start_activity must lie in \[0, 1\]"),

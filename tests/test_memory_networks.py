@@ -301,3 +301,15 @@ def test_networks_agree_between_cpu_and_cuda(rng):
     np.testing.assert_array_equal(memory.retrieve(cues, device="cuda"), memory.retrieve(cues, device="cpu"))
     sequence = SequenceHopfield(patterns[:10], device="cuda")
     assert np.all(np.diag(sequence.overlap(sequence.recall(cues[0])[0])) > 0.9)
+
+
+def test_attractors_accept_periods_longer_than_255():
+    # A ring that passes activity one neuron on per parallel step cycles with period N = 300.
+    from spikefield.memory import attractors
+
+    n = 300
+    couplings = np.roll(np.eye(n), 1, axis=0)  # J[i, i-1] = 1: neuron i copies neuron i-1
+    start = -np.ones((1, n))
+    start[0, 0] = 1
+    table = attractors((np.zeros(n), couplings), starts=start, max_period=n, max_steps=2 * n, device="cpu")
+    assert table.period.tolist() == [n]

@@ -58,11 +58,46 @@ def test_from_array_spins_counts_and_conversions():
         (np.array([[0.5, 1.0]]), r"non-integer values"),
         (np.array([[-1, 2]]), r"negative values"),
         (np.array([[np.nan, 1]]), r"NaN"),
+        (np.array([[-1, 1], [1, 0]]), r"negative values.*got values \[0\]"),
     ],
 )
 def test_from_array_errors(array, match):
     with pytest.raises(RasterError, match=match):
         sf.Raster.from_array(array, 0.01)
+
+
+def test_from_array_reads_every_row_of_a_large_array():
+    # Regression: arrays of >= 5e7 entries were checked on their first 1e5 rows only, so a
+    # count of 2 in a late row was silently binarised to 1.
+    arr = np.zeros((500_000, 100), dtype=np.int8)
+    arr[-1, -1] = 2
+    raster = sf.Raster.from_array(arr, 0.01)
+    assert not raster.is_binary and raster.spike_counts()[-1] == 2
+    arr.fill(1)
+    arr[0, 0], arr[-1, -1] = -1, -3  # spins everywhere but one late entry
+    with pytest.raises(RasterError, match=r"negative values.*\[-3\]"):
+        sf.Raster.from_array(arr, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("trains", "match"),
+    [
+        ([np.array([-0.5, 1.0])], r"1 spike\(s\) of unit 'a' lie outside the support \(first at -0.5 s\)"),
+        ([np.array([4.5])], r"first at 4.5 s"),  # in the gap between the two intervals
+        ([np.array([10.5])], r"first at 10.5 s"),
+    ],
+)
+def test_bin_spikes_rejects_spikes_outside_support(trains, match):
+    # Such spikes used to be clipped into the first / previous segment's last bin.
+    support = np.array([[0.0, 4.0], [5.0, 10.0]])
+    with pytest.raises(RasterError, match=match):
+        bin_spikes(trains, support, 0.1, unit_ids=["a"])
+
+
+def test_bin_spikes_keeps_spikes_on_interval_edges():
+    support = np.array([[0.0, 4.0], [5.0, 10.0]])
+    raster = bin_spikes([np.array([0.0, 4.0, 5.0, 10.0])], support, 0.1, dtype="counts")
+    assert raster.spike_counts().tolist() == [4]
 
 
 @pytest.mark.parametrize(
@@ -74,6 +109,10 @@ def test_from_array_errors(array, match):
         (lambda r: sf.Raster(np.zeros((4, 2), bool), 0.1, segments=[3, 3]), RasterError, r"sum to the number"),
         (lambda r: sf.Raster(np.zeros((4, 2), bool), 0.0), ValidationError, r"bin_size must be a positive"),
         (lambda r: sf.Raster(np.zeros((4, 2)), 0.1), RasterError, r"boolean or integer"),
+        (lambda r: sf.Raster(np.array([[1, -1], [-1, 1]], np.int8), 0.1), RasterError,
+         r"counts must be non-negative, got a minimum of -1"),
+        (lambda r: r.take_rows([[0, 10], [5, 15]]), RasterError, r"take_rows: ranges must be sorted"),
+        (lambda r: r.take_rows([[10, 20], [0, 5]]), RasterError, r"take_rows: ranges must be sorted"),
     ],
 )
 def test_raster_errors(call, exc, match):

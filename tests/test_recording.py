@@ -101,6 +101,7 @@ def test_summary_and_repr(rec):
         (dict(spike_times=[[0.2, 0.1]]), r"unit 0.*not sorted.*np\.sort"),
         (dict(spike_times=[[0.1, np.nan]]), r"unit 0.*index 1 is nan"),
         (dict(spike_times=[[0.1], [0.2]], unit_ids=["x", "x"]), r"unit id 'x' appears more than once"),
+        (dict(spike_times=[[0.1], [0.2]], unit_ids=[1, "1"]), r"unit id '1' appears more than once"),
         (dict(spike_times=[[0.1]], unit_ids=["x", "y"]), r"2 unit_ids for 1 spike trains"),
         (dict(spike_times=[[0.1]], epochs={"run": [[2.0, 1.0]]}), r"epoch 'run'.*stop <= start"),
         (dict(spike_times=[[0.1]], epochs={"run": [[0, 2], [1, 3]]}), r"must not overlap"),
@@ -124,6 +125,8 @@ def test_bad_recordings(kwargs, match):
         (lambda r: r.select(units=np.array([True])), r"boolean mask has shape"),
         (lambda r: r.bin(-0.01), r"bin_size must be a positive"),
         (lambda r: r.bin(0.1, epoch="sleep"), r"no epoch named 'sleep'"),
+        (lambda r: r.with_position_scale(0), r"pixels_per_unit must be a positive finite number, got 0"),
+        (lambda r: r.with_position_scale(-2.0), r"pixels_per_unit must be .* got -2.0"),
     ],
 )
 def test_bad_selections(rec, call, match):
@@ -136,3 +139,10 @@ def test_timeseries_validation():
         sf.TimeSeries(np.array([0.0, 1.0, 0.5]), np.zeros(3))
     with pytest.raises(RecordingError, match=r"shape \(T,\).*\(T, D\)"):
         sf.TimeSeries(np.arange(3.0), np.zeros((4, 2)))
+
+
+def test_spike_on_a_shared_epoch_boundary_belongs_to_both_epochs():
+    # Documented behaviour of intervals.contains: every interval is closed on the right.
+    rec = sf.Recording([[1.0, 5.0, 9.0]], epochs={"run": [[0.0, 5.0]], "rest": [[5.0, 10.0]]})
+    assert rec.select(epoch="run").spike_times[0].tolist() == [1.0, 5.0]
+    assert rec.select(epoch="rest").spike_times[0].tolist() == [5.0, 9.0]

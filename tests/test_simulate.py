@@ -55,12 +55,14 @@ def test_place_cells_ground_truth():
     assert rec.position.unit == "cm" and rec.position.values.max() <= 200 + 1e-9
     assert sim.replay_events.shape == (4, 3)
     assert np.all((sim.replay_events[:, 0] >= 120) & (sim.replay_events[:, 1] <= 150))
-    # Cells fire most where their field is: the rate at the centre bin beats elsewhere.
+    # Cells fire where their field is: every place cell's median spike position lies near its
+    # centre (checked for all of them, not one that might lack a field).
     run = rec.select(epoch="run")
-    x = run.position.at(run.spike_times[5])[:, 0]
-    centre = sim.field_centers[5]
-    if np.isfinite(centre):
-        assert abs(np.median(x) - centre) < 10.0
+    with_field = np.flatnonzero(np.isfinite(sim.field_centers))
+    assert with_field.size >= 20
+    for i in with_field:
+        x = run.position.at(run.spike_times[i])[:, 0]
+        assert abs(np.median(x) - sim.field_centers[i]) < 10.0, i
     assert np.allclose(np.diag(sim.couplings), 0)
 
 
@@ -73,6 +75,9 @@ def test_place_cells_ground_truth():
         (lambda: sf.simulate.equilibrium_ising(np.zeros(2), np.array([[0, 1.0], [0, 0]]), 10), r"symmetric"),
         (lambda: sf.simulate.place_cells(5, peak_rate=200, dt=0.01), r"peak_rate\*dt"),
         (lambda: sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, device="tpu"), r"device='tpu'"),
+        # A negative burn_in used to return rows of uninitialised memory.
+        (lambda: sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, burn_in=-1), r"burn_in must be"),
+        (lambda: sf.simulate.equilibrium_ising(np.zeros(2), np.zeros((2, 2)), 10, burn_in=-2), r"burn_in must be"),
     ],
 )
 def test_simulate_errors(call, match):

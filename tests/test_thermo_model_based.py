@@ -39,6 +39,19 @@ def test_trajectory_form_matches_brute_force():
     assert result.ep_per_bin == pytest.approx(_brute_force(h, J, X.to_spins().astype(float)), rel=1e-10)
 
 
+def test_transitions_never_cross_segment_boundaries():
+    # Two trials: the mean must be over within-trial transitions only (no pair across the join).
+    h, J = _asymmetric(6, seed=0, scale=1.0)
+    X = sf.simulate.kinetic_ising(h, J, 200, n_trials=2, seed=2)
+    assert len(X.segments) == 2
+    spins = X.to_spins().astype(float)
+    ratios = [_brute_force(h, J, spins[a:b]) * (b - a - 1) for a, b in X.segments]
+    expected = sum(ratios) / X.n_transitions
+    result = entropy_production((h, J), X, device="cpu")
+    assert result.n_transitions == X.n_transitions
+    assert result.ep_per_bin == pytest.approx(expected, rel=1e-10)
+
+
 def test_stationary_identity_within_three_standard_errors(stationary_run):
     h, J, X = stationary_run
     result = entropy_production((h, J), X)

@@ -90,7 +90,22 @@ def test_bad_arguments(states, flipped, options, match):
     (lambda: sequential_glauber(np.zeros((3, 2)), 10), r"square \(N, N\)"),
     (lambda: sequential_glauber(np.zeros((3, 3)), 0), "n_samples must be a positive integer"),
     (lambda: sequential_glauber(np.zeros((3, 3)), 10, h=np.zeros(2)), r"h must have shape \(3,\)"),
+    (lambda: sequential_glauber(np.eye(3), 10), "zero diagonal"),
+    (lambda: sequential_glauber(np.zeros((3, 3)), 10, n_chains=0), "n_chains must be an integer >= 1"),
+    (lambda: sequential_entropy_production(np.eye(3), np.ones((4, 3))), "zero diagonal"),
+    (lambda: sequential_entropy_production(np.zeros((3, 3)), np.ones((4, 2))), r"states must be a \(T, 3\)"),
 ])
 def test_simulator_bad_arguments(call, match):
     with pytest.raises(ValidationError, match=match):
         call()
+
+
+def test_simulator_returns_exactly_n_samples_and_honours_seed():
+    J = diluted_couplings(6, seed=3)
+    S, F = sequential_glauber(J, 105, n_chains=10, warmup_sweeps=5, seed=4)
+    assert S.shape == F.shape == (105, 6)
+    again, _ = sequential_glauber(J, 105, n_chains=10, warmup_sweeps=5, seed=4)
+    np.testing.assert_array_equal(S, again)
+    # seed=None is fresh randomness, not a hidden fixed seed.
+    fresh = [sequential_glauber(J, 105, n_chains=10, warmup_sweeps=5, seed=None)[0] for _ in range(2)]
+    assert not np.array_equal(fresh[0], fresh[1])

@@ -76,6 +76,7 @@ def test_ep_grows_with_population_size(two_condition_recording):
     (lambda rec: ep_vs_population_size(rec.bin(0.01, epoch="driven"), [1, 11]), r"between 2 and .* got \[1, 11\]"),
     (lambda rec: ep_vs_population_size(rec, [2]), "raster must be a spikefield Raster"),
     (lambda rec: ep_vs_population_size(rec.bin(0.01, epoch="driven"), [2], n_repeats=0), "n_repeats"),
+    (lambda rec: ep_vs_population_size(rec.bin(0.01, epoch="driven"), [2], method="model"), "needs model_factory"),
 ])
 def test_bad_arguments(two_condition_recording, call, match):
     recording, _ = two_condition_recording

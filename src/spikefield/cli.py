@@ -147,6 +147,11 @@ def info(path: Annotated[Path, typer.Argument(help="Recording file or folder (NW
 
 
 # ---------------------------------------------------------------------- shared run printing
+def _number(value: Any, spec: str) -> str:
+    """A metric from metrics.json, where NaN was stored as null."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _print_result(result, *, quiet: bool, as_json: bool, elapsed: float) -> None:
     metrics = result.metrics
     if as_json:
@@ -159,8 +164,9 @@ def _print_result(result, *, quiet: bool, as_json: bool, elapsed: float) -> None
                    f"({data['bin_size_s'] * 1e3:g} ms) in {model['fit_seconds']:.1f} s, "
                    f"converged={model['converged']} after {model['n_iter']} iterations")
         if ll:
-            typer.echo(f"held-out log-likelihood {ll['ll_test']:.5f} vs independent {ll['ll_null_test']:.5f} "
-                       f"nats/bin/unit (gain {ll['ll_gain_test']:+.2e})")
+            typer.echo(f"held-out log-likelihood {_number(ll.get('ll_test'), '.5f')} vs independent "
+                       f"{_number(ll.get('ll_null_test'), '.5f')} nats/bin/unit "
+                       f"(gain {_number(ll.get('ll_gain_test'), '+.2e')})")
         for name, entry in metrics["sections"].items():
             if entry["status"] != "ok":
                 typer.echo(f"section {name} {entry['status']}: {entry['reason']}")
@@ -239,12 +245,16 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to wr
          seed: _Seed = None,
          quiet: _Quiet = False,
          as_json: _Json = False) -> None:
-    """The whole pipeline in one command: simulated place cells (or --data) -> fit -> report."""
+    """The whole pipeline in one command: simulated place cells (or --data / `data` in --config) -> fit -> report."""
     from ._device import resolve_device
     from .runs import execute_run, read_recording
 
     base = _load_base_config(config_file)
     start = time.perf_counter()
+    if data is None and base.data is not None:
+        # `data` in --config means the user's recording, as for `fit`; simulating instead would
+        # store that path in config.json and the report while showing simulated results.
+        data = Path(base.data)
     if data is not None:
         recording, read_warnings = read_recording(data)
         truth: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Interval arithmetic on ``(K, 2)`` arrays of ``[start, stop)`` times in seconds.
+"""Interval arithmetic on ``(K, 2)`` arrays of ``(start, stop)`` times in seconds.
 
 Epochs, time supports and raster segments are all sets of disjoint, sorted intervals; these
 small pure functions are the one place that arithmetic lives.
@@ -72,10 +72,11 @@ def intersect(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.floa
 
 
 def contains(intervals: NDArray[np.float64], times: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """Boolean mask of ``times`` that fall in some ``[start, stop)`` of ``intervals``.
+    """Boolean mask of ``times`` that fall in some closed ``[start, stop]`` of ``intervals``.
 
-    A time equal to the final stop of an interval is counted in (closed on the right) so that
-    the last spike of a recording whose support ends at that spike is not lost.
+    Every interval is closed on the right, so that the last spike of a recording whose support
+    ends at that spike is not lost. A consequence: a time exactly on the boundary shared by two
+    adjacent epochs (``run`` = [0, 5], ``rest`` = [5, 10]) belongs to both.
     """
     if len(intervals) == 0:
         return np.zeros(times.shape, dtype=bool)

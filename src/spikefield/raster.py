@@ -98,6 +98,10 @@ class Raster:
         if not sp.issparse(data) and data.dtype != bool and not np.issubdtype(data.dtype, np.integer):
             raise RasterError(f"raster data must be boolean or integer counts, got dtype {data.dtype}; "
                               "use Raster.from_array for 0/1 floats or +-1 spins.")
+        if data.dtype.kind == "i" and data.size and data.min() < 0:
+            # Signed +-1 spins passed here would otherwise be read as counts of -1.
+            raise RasterError(f"raster counts must be non-negative, got a minimum of {int(data.min())}; "
+                              "use Raster.from_array for +-1 spins.")
         self._data = data
         self.bin_size = float(bin_size)
         self.t_start = float(t_start)
@@ -129,22 +133,27 @@ class Raster:
             raise RasterError(f"Raster.from_array: expected numbers, got dtype {arr.dtype}.")
         if arr.size and not np.all(np.isfinite(arr)):
             raise RasterError("Raster.from_array: array contains NaN or inf.")
-        values = np.unique(arr) if arr.size < 50_000_000 else np.unique(arr[: 100_000])
-        if values.size and values.min() < 0:
-            if not set(values.tolist()) <= {-1, 1}:
+        # Every check reads the whole array (no sampling): a value seen only in late rows must
+        # never be silently binarised or accepted.
+        lo, hi = (arr.min(), arr.max()) if arr.size else (0, 0)
+        if lo < 0:
+            if not np.all((arr == 1) | (arr == -1)):
+                bad = arr[(arr != 1) & (arr != -1)][:6]
                 raise RasterError(
                     "Raster.from_array: negative values found; expected 0/1 spikes, counts or "
-                    f"+-1 spins, got values {values[:6].tolist()}."
+                    f"+-1 spins, got values {np.unique(bad).tolist()}."
                 )
             return cls(arr > 0, bin_size, t_start, unit_ids, segments)
-        if values.size and np.any(values != np.round(values)):
-            raise RasterError(
-                f"Raster.from_array: non-integer values (e.g. {values[values != np.round(values)][0]!r}); "
-                "expected booleans, 0/1, counts or +-1 spins."
-            )
-        if values.size == 0 or values.max() <= 1:
+        if np.issubdtype(arr.dtype, np.inexact):
+            fractional = arr != np.round(arr)
+            if np.any(fractional):
+                raise RasterError(
+                    f"Raster.from_array: non-integer values (e.g. {arr[fractional][0]!r}); "
+                    "expected booleans, 0/1, counts or +-1 spins."
+                )
+        if hi <= 1:
             return cls(arr > 0, bin_size, t_start, unit_ids, segments)
-        counts = arr.astype(np.min_scalar_type(int(values.max())))
+        counts = arr.astype(np.min_scalar_type(int(hi)))
         return cls(counts, bin_size, t_start, unit_ids, segments)
 
     # ------------------------------------------------------------------ properties
@@ -270,6 +279,10 @@ class Raster:
     def take_rows(self, ranges: ArrayLike) -> Raster:
         """Rows in the ``(K, 2)`` ``[start, stop)`` ranges, splitting segments at every cut."""
         ranges = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
+        if np.any(ranges[:, 1] < ranges[:, 0]) or np.any(ranges[1:, 0] < ranges[:-1, 1]):
+            # Overlapping or unsorted ranges would duplicate or reorder bins.
+            raise RasterError(f"take_rows: ranges must be sorted, non-overlapping [start, stop) row ranges "
+                              f"with start <= stop; got {ranges.tolist()[:5]}.")
         pieces, seg_t0 = [], []
         for lo, hi in ranges:
             for (a, b), t0 in zip(self._segments, self._segment_t_start, strict=True):
@@ -329,7 +342,8 @@ def bin_spikes(spike_times: Sequence[NDArray[np.float64]], support: NDArray[np.f
     Parameters
     ----------
     spike_times : sequence of arrays
-        Sorted spike times (s), one array per unit, all inside ``support``.
+        Sorted spike times (s), one array per unit, all inside ``support`` (a spike outside it
+        raises :class:`~spikefield.errors.RasterError`; it is never moved into a nearby bin).
     support : (K, 2) array
         Intervals (s) to bin.
     bin_size : float
@@ -353,8 +367,18 @@ def bin_spikes(spike_times: Sequence[NDArray[np.float64]], support: NDArray[np.f
     # Per unit: the (sorted) rows that hold spikes and how many spikes each holds. Spike
     # times are sorted, so run-length encoding is O(spikes) with no O(bins) temporaries.
     rows, counts_per_row = [], []
-    for train in spike_times:
+    for j, train in enumerate(spike_times):
         k = np.clip(np.searchsorted(support[:, 0], train, side="right") - 1, 0, len(support) - 1)
+        # A spike before the support or in a gap would otherwise be clipped into a neighbouring
+        # bin (silently moved); the support is closed on the right, as in intervals.contains.
+        outside = (train < support[k, 0]) | (train > support[k, 1]) if len(support) else train == train
+        if outside.any():
+            uid = j if unit_ids is None else unit_ids[j]
+            raise RasterError(
+                f"bin_spikes: {int(outside.sum())} spike(s) of unit {uid!r} lie outside the support "
+                f"(first at {float(train[outside][0])} s); expected every spike inside an interval "
+                "of support. Restrict the trains first (Recording.select does)."
+            )
         local = np.floor((train - support[k, 0]) / bin_size).astype(np.int64)
         row = offsets[k] + np.clip(local, 0, n_per[k] - 1)
         first = np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if row.size else np.zeros(0, np.int64)

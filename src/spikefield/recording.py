@@ -99,9 +99,14 @@ class Recording:
             raise RecordingError(
                 f"{self._source}: {len(ids)} unit_ids for {len(trains)} spike trains."
             )
-        if len(set(map(str, ids))) != len(ids):
-            dup = pd.Series(ids).loc[pd.Series(ids).duplicated()].iloc[0]
-            raise RecordingError(f"{self._source}: unit id {dup!r} appears more than once.")
+        # Ids are compared as text (select() matches them that way), so 1 and "1" collide.
+        as_text = pd.Series([str(u) for u in ids])
+        if as_text.duplicated().any():
+            dup = ids[int(np.flatnonzero(as_text.duplicated().to_numpy())[0])]
+            raise RecordingError(
+                f"{self._source}: unit id {dup!r} appears more than once (ids are compared as text); "
+                "expected unique unit_ids."
+            )
         self._trains = tuple(_spike_train(t, u, self._source) for t, u in zip(trains, ids, strict=True))
         self._unit_ids = np.asarray(ids)
         self._series = MappingProxyType(dict(series or {}))
@@ -311,6 +316,11 @@ class Recording:
         """Return a copy whose position is divided by ``pixels_per_unit`` and labelled ``unit``."""
         if self.position is None:
             raise RecordingError(f"{self._source}: has no position to scale.")
+        if not (isinstance(pixels_per_unit, int | float | np.integer | np.floating)
+                and np.isfinite(pixels_per_unit) and pixels_per_unit > 0):
+            raise RecordingError(
+                f"with_position_scale: pixels_per_unit must be a positive finite number, got {pixels_per_unit!r}."
+            )
         series = dict(self._series)
         series["position"] = self.position.scaled(1.0 / float(pixels_per_unit), unit)
         return self._replace(series=series)

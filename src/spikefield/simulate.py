@@ -28,6 +28,12 @@ def _check_positive_int(value: int, name: str) -> int:
     return int(value)
 
 
+def _check_non_negative_int(value: int, name: str) -> int:
+    if not isinstance(value, int | np.integer) or value < 0:
+        raise ValidationError(f"{name} must be a non-negative integer, got {value!r}.")
+    return int(value)
+
+
 def _torch_generator(seed: int | None, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
@@ -127,6 +133,7 @@ def kinetic_ising(h: ArrayLike, J: ArrayLike, n_steps: int, n_trials: int = 1, *
     h, J = _check_params(h, J)
     n_steps = _check_positive_int(n_steps, "n_steps")
     n_trials = _check_positive_int(n_trials, "n_trials")
+    burn_in = _check_non_negative_int(burn_in, "burn_in")
     dev = resolve_device(device)
     gen = _torch_generator(seed, dev)
     h_t = torch.as_tensor(h, device=dev, dtype=dtype)
@@ -165,6 +172,7 @@ def equilibrium_ising(h: ArrayLike, J: ArrayLike, n_samples: int, *, n_chains: i
     n_samples = _check_positive_int(n_samples, "n_samples")
     n_chains = min(_check_positive_int(n_chains, "n_chains"), n_samples)
     thin = _check_positive_int(thin, "thin")
+    burn_in = _check_non_negative_int(burn_in, "burn_in")
     dev = resolve_device(device)
     gen = _torch_generator(seed, dev)
     J_t = torch.as_tensor(J - np.diag(np.diag(J)), device=dev, dtype=dtype)

@@ -235,6 +235,9 @@ def _runs(mask: NDArray[np.bool_], t: NDArray[np.float64]) -> NDArray[np.float64
 
 
 def _position(path: Path, pixels_per_cm: float | None, frozen_seconds: float) -> tuple[TimeSeries, dict]:
+    if pixels_per_cm is not None and not (np.isfinite(pixels_per_cm) and pixels_per_cm > 0):
+        # Checked before the header's scale: 0 must not silently mean "uncalibrated" here.
+        raise ReaderError(f"pixels_per_cm must be a positive number, got {pixels_per_cm!r}.")
     settings, records = read_video_position_tracking(path)
     clockrate = _header_number(settings, "clockrate", path)
     if not clockrate or clockrate <= 0:
@@ -249,8 +252,6 @@ def _position(path: Path, pixels_per_cm: float | None, frozen_seconds: float) ->
     meta = {"file": str(path), "clockrate": clockrate, "settings": dict(settings)}
     position = TimeSeries(t, xy, unit="px", columns=("x", "y"), valid=~frozen, name="position", metadata=meta)
     if scale:  # "pixel scale: 0 pix/cm" means uncalibrated
-        if pixels_per_cm is not None and (not np.isfinite(pixels_per_cm) or pixels_per_cm <= 0):
-            raise ReaderError(f"pixels_per_cm must be a positive number, got {pixels_per_cm!r}.")
         position = position.scaled(1.0 / scale, "cm")
     epochs = {"tracked": _runs(~frozen, t), "untracked": _runs(frozen, t)}
     return position, epochs

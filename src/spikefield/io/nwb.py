@@ -165,10 +165,10 @@ def _to_timeseries(series: Any, name: str, where: str) -> TimeSeries:
                                 "reference_frame": getattr(series, "reference_frame", None)})
 
 
-def _behaviour(nwbfile: Any, position: str | None) -> dict[str, TimeSeries]:
+def _behaviour(nwbfile: Any, position: str | None, path: Path) -> dict[str, TimeSeries]:
     found = _spatial_series(nwbfile)
     if position is not None and position not in found:
-        raise ReaderError(f"position={position!r}: no SpatialSeries of that name; available: {sorted(found)}."
+        raise ReaderError(f"{path}: position={position!r}: no SpatialSeries of that name; available: {sorted(found)}."
                           f"{did_you_mean(position, found)}")
     chosen = position or next((n for n, (_, _, kind) in found.items() if kind == "position"), None)
     series = {}
@@ -183,7 +183,7 @@ def _add_interval(epochs: dict[str, list], name: str, start: float, stop: float)
     epochs.setdefault(name, []).append((float(start), float(stop)))
 
 
-def _intervals(nwbfile: Any) -> dict[str, NDArray[np.float64]]:
+def _intervals(nwbfile: Any, path: Path) -> dict[str, NDArray[np.float64]]:
     """Named epochs: rows of ``epochs`` by tag, other TimeIntervals tables by table name."""
     raw: dict[str, list] = {}
     tables = dict(nwbfile.intervals or {}) if nwbfile.intervals is not None else {}
@@ -197,13 +197,20 @@ def _intervals(nwbfile: Any) -> dict[str, NDArray[np.float64]]:
     epochs = {}
     for name, pairs in raw.items():
         # An interval set is a union of time: sort and merge (trial tables often touch or overlap).
+        empty = [p for p in pairs if not p[1] > p[0]]
         pairs = sorted(p for p in pairs if p[1] > p[0])
         merged: list[list[float]] = []
+        n_overlaps = 0
         for start, stop in pairs:
             if merged and start <= merged[-1][1]:
+                n_overlaps += start < merged[-1][1]
                 merged[-1][1] = max(merged[-1][1], stop)
             else:
                 merged.append([start, stop])
+        if empty or n_overlaps:  # the file's rows are changed: say so, never silently
+            dropped = f" and {len(empty)} row(s) with stop <= start left out (first {empty[0]})" if empty else ""
+            warnings.warn(f"{path}: intervals {name!r}: {n_overlaps} overlapping row(s) merged into their "
+                          f"union{dropped}.", UserWarning, stacklevel=4)
         if merged:
             epochs[name] = np.asarray(merged)
     return epochs
@@ -228,7 +235,9 @@ def read_nwb(path: str | Path, position: str | None = None) -> Recording:
         and ``brain_area`` (most common ``location`` of the unit's electrodes) when present.
         Position in cm when its ``unit`` is a length (meters are multiplied by 100), else as
         written. Epochs: each tag of the ``epochs`` table, and every other TimeIntervals table by
-        its name (``trials``, ``invalid_times``, ...).
+        its name (``trials``, ``invalid_times``, ...), as the sorted union of its rows (touching
+        rows joined; overlapping rows merged and rows with stop <= start left out, each with a
+        ``UserWarning``).
 
     Examples
     --------
@@ -242,10 +251,13 @@ def read_nwb(path: str | Path, position: str | None = None) -> Recording:
     path = Path(path)
     if not path.is_file():
         raise ReaderError(f"{path}: no such file; expected an NWB (.nwb) file.")
+    io = None
     try:
         io = NWBHDF5IO(str(path), "r", load_namespaces=True)
         nwbfile = io.read()
     except Exception as exc:  # h5py/hdmf raise OSError, KeyError, ValueError... on damaged files
+        if io is not None:  # opened but unreadable: do not leak the HDF5 handle
+            io.close()
         raise _open_error(path, exc) from exc
     try:
         units = nwbfile.units
@@ -257,8 +269,8 @@ def read_nwb(path: str | Path, position: str | None = None) -> Recording:
         ids = [_cell(v) for v in units.id[:]]
         trains = _spike_trains(units, path)
         table = _units_table(units, len(ids))
-        series = _behaviour(nwbfile, position)
-        epochs = _intervals(nwbfile)
+        series = _behaviour(nwbfile, position, path)
+        epochs = _intervals(nwbfile, path)
     finally:
         io.close()
     return Recording(trains, ids, units=table, series=series, epochs=epochs, source=str(path))

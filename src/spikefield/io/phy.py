@@ -66,6 +66,12 @@ def _load_vector(path: Path, what: str) -> NDArray:
         raise ReaderError(f"{path}: {what} has shape {arr.shape}; expected (n,) or (n, 1).")
     if arr.dtype.kind not in "iuf":
         raise ReaderError(f"{path}: {what} has dtype {arr.dtype}; expected integers.")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+        # Float files are accepted only when they hold whole numbers: a fractional or NaN sample
+        # index / cluster label would otherwise be truncated or cast to garbage silently.
+        k = int(np.flatnonzero(~(np.isfinite(arr) & (arr == np.round(arr))))[0])
+        raise ReaderError(f"{path}: {what} holds {float(arr[k])!r} at index {k}; expected whole numbers "
+                          "(sample indices / cluster ids).")
     return arr
 
 

@@ -22,9 +22,10 @@ def entropy_production(h: ArrayLike, J: ArrayLike, m_prev: ArrayLike | None = No
     This is the stationary-state formula (β folded into J). Either pass a delayed covariance
     ``D`` (measured, or predicted by any method), or name a ``method`` and the prediction of
     :func:`spikefield.meanfield.forward` after ``steps`` steps is used (``stationary=True`` in
-    ``forward_options`` uses its fixed point). With ``m`` and ``m_prev`` the raw correlations
-    ``D_ij + m_i m_prev_j`` are used; otherwise the connected ``D`` (identical at stationarity,
-    because ``Σ (J − Jᵀ)_ij m_i m_j = 0``).
+    ``forward_options`` uses its fixed point). With ``m`` and ``m_prev`` (for a transient
+    prediction: the last two steps, when the run keeps its history and has two) the raw
+    correlations ``D_ij + m_i m_prev_j`` are used; otherwise the connected ``D`` (identical at
+    stationarity, because ``Σ (J − Jᵀ)_ij m_i m_j = 0``).
 
     Parameters
     ----------
@@ -61,9 +62,11 @@ def entropy_production(h: ArrayLike, J: ArrayLike, m_prev: ArrayLike | None = No
         out = forward(h_np, J_np, method=method, order=order, steps=steps, **forward_options)
         if out.stationary:
             D_np, m_np, m_prev_np = out["D"], out["m"], out["m"]
+        elif out["D"].ndim == 2:  # keep_history=False: only the last step, so m_prev is unknown
+            D_np, m_np, m_prev_np = out["D"], out["m"], None
         else:
             D_np, m_np = out["D"][-1], out["m"][-1]
-            m_prev_np = out["m"][-2] if steps > 1 else None
+            m_prev_np = out["m"][-2] if out["m"].shape[0] > 1 else None
     else:
         D_np = as_square(D, "D", size)
         m_np = None if m is None else as_vector(m, "m", size)

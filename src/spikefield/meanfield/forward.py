@@ -95,7 +95,11 @@ def _initial_state(s0: ArrayLike | str | None, size: int, device: torch.device,
     if s0 is None or (isinstance(s0, str) and s0 == "ones"):
         m0 = np.ones(size)
     else:
-        m0 = np.asarray(s0, dtype=np.float64)
+        try:
+            m0 = np.asarray(s0, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"s0 must be 'ones' or an array of shape ({size},) with entries in [-1, 1]; "
+                                  f"got {s0!r}.") from exc
         if m0.shape != (size,) or not np.all(np.abs(m0) <= 1):
             raise ValidationError(f"s0 must be 'ones' or an array of shape ({size},) with entries in [-1, 1] "
                                   f"(spins or magnetisations); got shape {m0.shape}.")

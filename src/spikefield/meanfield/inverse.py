@@ -206,6 +206,17 @@ def _moment_matching(objective: _Objective, h0: NDArray, J0: NDArray, tol: float
 def _unpack_statistics(m: Any, C: Any, D: Any, m_prev: Any, C_prev: Any, D_prev: Any) -> dict[str, NDArray]:
     if isinstance(m, Mapping):
         stats = m
+        given = {"C": C, "D": D, "m_prev": m_prev, "C_prev": C_prev, "D_prev": D_prev}
+        clash = [name for name, value in given.items() if value is not None and name in stats]
+        if clash:
+            # The mapping would silently win; make the user choose.
+            raise ValidationError(f"inverse got a statistics mapping and also {clash} as arguments; the mapping "
+                                  "already holds them. Pass either the mapping alone or the arrays alone.")
+        missing = [name for name in ("m", "C", "D") if name not in stats]
+        if missing:
+            raise ValidationError(f"the statistics mapping passed to inverse lacks {missing}; expected the output "
+                                  "of spikefield.meanfield.statistics (keys 'm', 'C', 'D', optionally "
+                                  "'m_prev', 'C_prev', 'D_prev').")
         m, C, D = stats["m"], stats["C"], stats["D"]
         m_prev, C_prev, D_prev = stats.get("m_prev", m_prev), stats.get("C_prev", C_prev), stats.get("D_prev", D_prev)
     if C is None or D is None:

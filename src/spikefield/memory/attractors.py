@@ -180,6 +180,8 @@ def attractors(model: Any, n_starts: int = 1000, *, seed: int | None = None, pat
         if len(labels) != len(patterns):
             raise ValidationError(f"pattern_labels must have {len(patterns)} entries (one per pattern); "
                                   f"got {len(labels)}.")
+    elif pattern_labels is not None:
+        raise ValidationError("pattern_labels names the rows of patterns; pass patterns too (got patterns=None).")
     start_tensor = torch.as_tensor(initial, device=target).to(dtype)
     coupling_tensor = torch.as_tensor(couplings, device=target).to(dtype)
     field_tensor = torch.as_tensor(fields, device=target).to(dtype)
@@ -193,7 +195,7 @@ def attractors(model: Any, n_starts: int = 1000, *, seed: int | None = None, pat
     found: dict[bytes, dict[str, Any]] = {}
     for run in np.nonzero(period > 0)[0]:
         cycle = _canonical_cycle(ring[ring.shape[0] - period[run]:, run])
-        key = np.packbits(cycle > 0).tobytes() + bytes([len(cycle)])
+        key = np.packbits(cycle > 0).tobytes() + len(cycle).to_bytes(8, "little")
         entry = found.setdefault(key, {"states": cycle, "basin_size": 0})
         entry["basin_size"] += 1
     rows = []

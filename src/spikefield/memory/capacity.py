@@ -205,7 +205,8 @@ def finite_size_critical_load(curve: pd.DataFrame) -> float:
     for different N cross at α_c, while each curve's half-way point drifts with N (for the
     Hebbian network it lies near 0.16 at N = 1000). The crossing is the standard finite-size
     estimate of the critical load (as the Binder-cumulant crossing in spin models). Curves are
-    compared at the loads both sizes share, with linear interpolation; NaN without a crossing.
+    compared at the loads both sizes share, with linear interpolation; loads where both curves
+    are equal (e.g. both retrieve everything) are not crossings. NaN without a crossing.
 
     Examples
     --------
@@ -228,11 +229,16 @@ def finite_size_critical_load(curve: pd.DataFrame) -> float:
     common = smaller.index.intersection(larger.index).sort_values()
     difference = larger[common].to_numpy() - smaller[common].to_numpy()
     loads = common.to_numpy()
-    changes = np.nonzero(np.diff(np.sign(difference)) != 0)[0]
+    # Equal fractions (difference 0: typically both 1.0 at low loads, both 0.0 at high ones) are
+    # not a crossing; a crossing is a sign change between two loads where the curves differ.
+    differing = np.flatnonzero(difference != 0)
+    changes = np.flatnonzero(np.sign(difference[differing[1:]]) != np.sign(difference[differing[:-1]]))
     if changes.size == 0:
         return float("nan")
-    k = changes[0]
-    return float(loads[k] - difference[k] * (loads[k + 1] - loads[k]) / (difference[k + 1] - difference[k]))
+    k, after = differing[changes[0]], differing[changes[0] + 1]
+    if after > k + 1:  # the curves coincide in between: the crossing is that stretch's middle
+        return float((loads[k + 1] + loads[after - 1]) / 2)
+    return float(loads[k] - difference[k] * (loads[after] - loads[k]) / (difference[after] - difference[k]))
 
 
 def plot_capacity(curve: pd.DataFrame, ax=None, *, reference: float | None = AGS_CRITICAL_LOAD):

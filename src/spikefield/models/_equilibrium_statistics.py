@@ -78,7 +78,8 @@ class ModelComparison:
     """Observed (data) against predicted (model) statistics; see :meth:`EquilibriumIsing.compare`.
 
     ``source`` says how the model statistics were obtained: ``"exact"`` (enumeration) or
-    ``"mcmc"`` (``n_model_samples`` Gibbs samples).
+    ``"mcmc"`` (``predicted.n_samples`` Gibbs samples). With ``"exact"``, the third-order
+    correlations are still MCMC estimates (enumeration gives only means, pairs and P(K)).
     """
 
     observed: SpinStatistics

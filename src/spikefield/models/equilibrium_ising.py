@@ -37,6 +37,7 @@ METHODS = ("exact", "pseudolikelihood", "mpf", "nmf", "tap", "sessak-monasson", 
 _DEFAULT_MAX_ITER = {"exact": 500, "pseudolikelihood": 200, "mpf": 200, "boltzmann": 300}
 _DEFAULT_TOL = {"exact": 1e-8, "pseudolikelihood": 1e-5, "mpf": 1e-5}
 _CHUNK = 65536
+_DTYPES = ("auto", "float64", "float32")
 
 
 def _torch_generator(seed: int | None, device: torch.device) -> torch.Generator:
@@ -137,10 +138,15 @@ class EquilibriumIsing(BaseModel):
                 continue
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
                 raise ValidationError(f"The '{label}' parameter of {name} must be a positive integer; got {value!r}.")
+        self._compute_dtype(torch.device("cpu"))
 
     def _compute_dtype(self, device: torch.device) -> torch.dtype:
-        if self.dtype == "auto":
+        if isinstance(self.dtype, str) and self.dtype == "auto":
             return torch.float64 if device.type == "cpu" else torch.float32
+        if not (isinstance(self.dtype, torch.dtype) or self.dtype in _DTYPES):
+            # resolve_dtype's own message would omit "auto" and offer "tf32", which this model ignores.
+            raise ValidationError(f"The 'dtype' parameter of {type(self).__name__} must be one of {list(_DTYPES)}; "
+                                  f"got {self.dtype!r}.{did_you_mean(str(self.dtype), _DTYPES)}")
         dtype, _ = resolve_dtype(self.dtype, type(self).__name__)
         return dtype
 
@@ -403,7 +409,7 @@ class EquilibriumIsing(BaseModel):
                 max_triplets: int = 5000, exact_below: int = 16) -> ModelComparison:
         """Observed against predicted means, correlations, P(K) and third-order correlations.
 
-        Model statistics are exact (enumeration) when N ≤ ``exact_below`` (third-order ones
+        Model statistics are exact (enumeration) when N ≤ ``min(exact_below, 20)`` (third-order ones
         from MCMC samples), otherwise from ``n_samples`` Gibbs samples (1000 chains, 200 burn-in
         sweeps, 2 sweeps apart).
 
@@ -420,7 +426,7 @@ class EquilibriumIsing(BaseModel):
         samples = self.sample(n_samples, seed=seed, n_chains=1000, burn_in=200, thin=2)
         predicted = spin_statistics(torch_chunks(samples.to_torch("cpu", torch.float64)), n, triplets)
         source = "mcmc"
-        if n <= exact_below:
+        if n <= min(exact_below, MAX_EXACT_NEURONS):  # 2^N states: enumeration stops at 20
             fields, couplings = self._params()
             exact = exact_moments(fields, couplings)
             m = exact.means.numpy()
@@ -459,7 +465,7 @@ class EquilibriumIsing(BaseModel):
                       burn_in: int = 200, seed: int | None = 0, exact_below: int = 16) -> HeatCapacityCurve:
         """Heat capacity per neuron ``c(T) = Var(E)/(N T²)`` of ``P_T ∝ exp(−E/T)`` with error bars.
 
-        Exact by enumeration when N ≤ ``exact_below`` (error bars 0), otherwise MCMC: all
+        Exact by enumeration when N ≤ ``min(exact_below, 20)`` (error bars 0), otherwise MCMC: all
         temperatures run as one batch of ``n_chains`` chains each; the error bar is the standard
         error across chains and ``r_hat`` the split-R̂ of the energy per temperature.
 
@@ -471,9 +477,13 @@ class EquilibriumIsing(BaseModel):
         temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
         if temps.size == 0 or not np.all(np.isfinite(temps)) or np.any(temps <= 0):
             raise ValidationError(f"heat_capacity: temperatures must be finite and > 0; got {temps[:5].tolist()}.")
+        # Error bars are a spread across chains and Var(E) a spread across sweeps: both need two.
+        for label, value, low in (("n_chains", n_chains, 2), ("n_sweeps", n_sweeps, 2), ("burn_in", burn_in, 0)):
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+                raise ValidationError(f"heat_capacity: {label} must be an integer >= {low}; got {value!r}.")
         self._check_is_fitted()
         n = self.n_features_in_
-        if n <= exact_below:
+        if n <= min(exact_below, MAX_EXACT_NEURONS):  # 2^N states: enumeration stops at 20
             fields, couplings = self._params()
             values = np.array([exact_moments(fields, couplings, beta=1 / t).energy_variance / (n * t * t)
                                for t in temps])

@@ -197,9 +197,10 @@ def _memory_render(result: SectionResult) -> SectionOutput:
     ax.set_ylabel("basin (fraction of random starts)")
     caption = (f"Basins of the {v['n_attractors']} fixed points and cycles that the fitted network's zero-temperature "
                f"parallel dynamics reaches from {v['n_starts']} random starting states (largest {shown} shown).")
-    table = [("attractors (fixed points / cycles)", f"{v['n_attractors']} ({v['n_fixed_points']} / {v['n_cycles']})"),
-             ("largest basin", f"{100 * a['basin_fraction'][0]:.0f}% of starts, mean activity "
-                               f"{a['mean_activity'][0]:.2f} (fraction of active units)")]
+    table = [("attractors (fixed points / cycles)", f"{v['n_attractors']} ({v['n_fixed_points']} / {v['n_cycles']})")]
+    if shown:  # every run can end unresolved (long transients or cycles): then there is no basin to show
+        table.append(("largest basin", f"{100 * a['basin_fraction'][0]:.0f}% of starts, mean activity "
+                                       f"{a['mean_activity'][0]:.2f} (fraction of active units)"))
     if v["n_unresolved"]:
         table.append(("starts not settled within the step limit", str(v["n_unresolved"])))
     if "best_overlap" in a:

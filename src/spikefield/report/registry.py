@@ -8,7 +8,7 @@ recording or the model.
 
 Adding a section from another package::
 
-    from spikefield.report import Section, SectionResult, register_section
+    from spikefield.report import Section, SectionOutput, SectionResult, register_section
 
     def compute(ctx):
         ep = my_analysis(ctx.model, ctx.test)

@@ -124,7 +124,7 @@ def field_peaks(recording, n_bins: int = 40) -> NDArray[np.float64] | None:
         train = train[(train >= times[0]) & (train <= times[-1])]
         if train.size == 0:
             continue
-        # Nearest tracked sample: positions of spikes without interpolating across gaps.
+        # Position of each spike: the first valid sample at or after it (no interpolation across gaps).
         nearest = np.clip(np.searchsorted(times, train), 0, times.size - 1)
         counts = gaussian_filter1d(np.histogram(linear[nearest], edges)[0].astype(float), 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):

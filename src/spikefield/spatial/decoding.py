@@ -306,11 +306,11 @@ def decode(rec: Recording, bin_size: float | None = None, time_bin: float = 0.25
     true = np.stack([np.bincount(sample_bin[kept], weights=samples.values[kept, d], minlength=len(bins))
                      for d in range(samples.values.shape[1])], axis=1) / np.maximum(n_kept, 1)[:, None]
     index = np.flatnonzero(decodable)
+    # One searchsorted pass over the left edges (plus the last right edge) gives bin k the span
+    # [left_k, left_{k+1}); that is exact except for a bin followed by a gap between intervals.
     counts = bin_counts(rec.spike_times, np.append(bins[:, 0], bins[-1, 1]))
-    # Drop the between-interval bins created by appending consecutive left edges.
-    counts = counts[: len(bins)]
     gaps = np.flatnonzero(bins[1:, 0] != bins[:-1, 1])
-    for g in gaps:  # a bin whose right neighbour starts later: recount it exactly
+    for g in gaps:  # a bin whose right neighbour starts later: recount it over [left_g, right_g)
         counts[g] = bin_counts(rec.spike_times, bins[g])[0]
     shape = tuple(e.size - 1 for e in edges)
     posterior = np.zeros((index.size, int(np.prod(shape))))

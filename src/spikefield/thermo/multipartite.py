@@ -66,6 +66,10 @@ def _couplings(J: ArrayLike, h: ArrayLike | None) -> tuple[NDArray[np.float64], 
     J = np.asarray(J, dtype=np.float64)
     if J.ndim != 2 or J.shape[0] != J.shape[1]:
         raise ValidationError(f"J must be a square (N, N) coupling matrix, got shape {J.shape}.")
+    if np.any(np.diag(J) != 0):
+        # The flip log-ratio -2 s_i u_i (and the observables g_ij, j != i) assume no self-coupling.
+        raise ValidationError(f"J must have a zero diagonal (no self-couplings) for sequential Glauber EP; "
+                              f"found {int(np.count_nonzero(np.diag(J)))} non-zero diagonal entries.")
     h = np.zeros(J.shape[0]) if h is None else np.asarray(h, dtype=np.float64).reshape(-1)
     if h.shape != (J.shape[0],):
         raise ValidationError(f"h must have shape ({J.shape[0]},) to match J, got {h.shape}.")
@@ -80,9 +84,10 @@ def sequential_glauber(J: ArrayLike, n_samples: int, *, beta: float = 1.0, h: Ar
     Parameters
     ----------
     J : array (N, N)
-        Couplings (zero diagonal expected), ``J[i, j]`` from j to i.
+        Couplings with a zero diagonal, ``J[i, j]`` from j to i.
     n_samples : int
-        States to record (rounded up to a multiple of ``n_chains``).
+        States to return. Each chain records ``ceil(n_samples / n_chains)`` states; the surplus
+        at the end of the last chain(s) is dropped so exactly ``n_samples`` rows come back.
     beta : float
         Inverse temperature.
     h : array (N,), optional
@@ -91,8 +96,8 @@ def sequential_glauber(J: ArrayLike, n_samples: int, *, beta: float = 1.0, h: Ar
         Independent chains run in parallel, each from a random state.
     warmup_sweeps, thin_sweeps : int
         Sweeps (N micro-steps) discarded before the first sample and between samples.
-    seed : int
-        Seed of the torch generator.
+    seed : int or None
+        Seed of the private torch generator; None draws a fresh, non-reproducible seed.
     device : {"auto", "cpu", "cuda"}
 
     Returns
@@ -114,9 +119,16 @@ def sequential_glauber(J: ArrayLike, n_samples: int, *, beta: float = 1.0, h: Ar
     h, J = _couplings(J, h)
     if not isinstance(n_samples, int | np.integer) or n_samples < 1:
         raise ValidationError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    for name, value, low in (("n_chains", n_chains, 1), ("warmup_sweeps", warmup_sweeps, 0),
+                             ("thin_sweeps", thin_sweeps, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValidationError(f"{name} must be an integer >= {low}, got {value!r}.")
     dev = resolve_device(device)
     gen = torch.Generator(device=dev)
-    gen.manual_seed(0 if seed is None else int(seed))
+    if seed is None:
+        gen.seed()  # fresh entropy, as numpy.random.default_rng(None) does
+    else:
+        gen.manual_seed(int(seed))
     n = J.shape[0]
     per_chain = -(-int(n_samples) // n_chains)
     J_t = torch.as_tensor(beta * J, device=dev, dtype=torch.float64)
@@ -164,6 +176,9 @@ def sequential_entropy_production(J: ArrayLike, states: ArrayLike, *, beta: floa
     """
     h, J = _couplings(J, h)
     spins = np.asarray(states, dtype=np.float64)
+    if spins.ndim != 2 or spins.shape[1] != J.shape[0]:
+        raise ValidationError(f"states must be a (T, {J.shape[0]}) array of ±1 spins to match J, got shape "
+                              f"{spins.shape}.")
     fields = beta * (spins @ J.T + h)
     flip = 0.5 * (1 - spins * np.tanh(fields))
     per_spin = (flip * (-2 * spins * fields)).mean(axis=0) / J.shape[0]

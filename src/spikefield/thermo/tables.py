@@ -52,7 +52,8 @@ def ep_by_condition(recording: Recording, bin_size: float, *, epochs: Sequence[s
         For ``method="model"``: ``raster -> fitted model`` (e.g.
         ``lambda X: sf.KineticIsing().fit(X)``), called once per row.
     min_rate : float
-        Drop units firing below this rate (Hz) within the epoch.
+        Drop units below this rate (Hz) within the epoch, counted on the binary raster: bins
+        with a spike per second, which is below the spike rate when spikes share bins.
     min_units : int
         Skip groups with fewer units (the row is kept with NaN values and a ``note``).
     **options
@@ -148,6 +149,8 @@ def ep_vs_population_size(raster: Raster, sizes: Sequence[int], *, n_repeats: in
         raise ValidationError(f"sizes must lie between 2 and the number of units ({raster.n_units}); got {bad}.")
     if not isinstance(n_repeats, int | np.integer) or n_repeats < 1:
         raise ValidationError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
+    if method == "model" and model_factory is None:
+        raise ValidationError("method='model' needs model_factory (raster -> fitted model), got None.")
     rng = np.random.default_rng(seed)
     rows = []
     for size in sizes:

@@ -84,12 +84,15 @@ def test_interval_rows_changed_on_reading_are_reported(tmp_path: Path) -> None:
     nwbfile = mock_NWBFile()
     nwbfile.add_unit(spike_times=[1.0])
     nwbfile.add_trial(start_time=0.0, stop_time=1.0)
-    nwbfile.add_trial(start_time=1.0, stop_time=2.0)  # touching: joined, no time added or lost
+    nwbfile.add_trial(start_time=1.0, stop_time=2.0)  # touching: kept as its own trial (own segment)
     nwbfile.add_trial(start_time=3.0, stop_time=3.0)  # zero length: left out, and reported
     path = _write(nwbfile, tmp_path / "trials.nwb")
     with pytest.warns(UserWarning, match=r"0 overlapping row\(s\) merged .* and 1 row\(s\) with stop <= start"):
         rec = read_nwb(path)
-    assert rec.epochs["trials"].tolist() == [[0.0, 2.0]]
+    assert rec.epochs["trials"].tolist() == [[0.0, 1.0], [1.0, 2.0]]
+    # Back-to-back trials stay separate segments: no transition pairs bins across the boundary.
+    raster = rec.bin(0.5, epoch="trials")
+    assert raster.segments.tolist() == [[0, 2], [2, 4]] and raster.n_transitions == 2
 
 
 def test_written_units_columns_and_ids(written: sf.Recording) -> None:

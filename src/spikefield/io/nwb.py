@@ -196,14 +196,16 @@ def _intervals(nwbfile: Any, path: Path) -> dict[str, NDArray[np.float64]]:
                 _add_interval(raw, str(label), row.start_time, row.stop_time)
     epochs = {}
     for name, pairs in raw.items():
-        # An interval set is a union of time: sort and merge (trial tables often touch or overlap).
+        # An interval set is a union of time: sort and merge strict overlaps. Rows that only touch
+        # (back-to-back trials) stay separate, so each remains its own Raster segment and no
+        # dynamical model pairs bins across a trial boundary.
         empty = [p for p in pairs if not p[1] > p[0]]
         pairs = sorted(p for p in pairs if p[1] > p[0])
         merged: list[list[float]] = []
         n_overlaps = 0
         for start, stop in pairs:
-            if merged and start <= merged[-1][1]:
-                n_overlaps += start < merged[-1][1]
+            if merged and start < merged[-1][1]:
+                n_overlaps += 1
                 merged[-1][1] = max(merged[-1][1], stop)
             else:
                 merged.append([start, stop])
@@ -235,9 +237,9 @@ def read_nwb(path: str | Path, position: str | None = None) -> Recording:
         and ``brain_area`` (most common ``location`` of the unit's electrodes) when present.
         Position in cm when its ``unit`` is a length (meters are multiplied by 100), else as
         written. Epochs: each tag of the ``epochs`` table, and every other TimeIntervals table by
-        its name (``trials``, ``invalid_times``, ...), as the sorted union of its rows (touching
-        rows joined; overlapping rows merged and rows with stop <= start left out, each with a
-        ``UserWarning``).
+        its name (``trials``, ``invalid_times``, ...), as its sorted rows (touching rows kept as
+        separate intervals, i.e. separate Raster segments; overlapping rows merged and rows with
+        stop <= start left out, each with a ``UserWarning``).
 
     Examples
     --------

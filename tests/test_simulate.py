@@ -74,6 +74,10 @@ def test_place_cells_ground_truth():
         (lambda: sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, init="up"), r"init must be"),
         (lambda: sf.simulate.equilibrium_ising(np.zeros(2), np.array([[0, 1.0], [0, 0]]), 10), r"symmetric"),
         (lambda: sf.simulate.place_cells(5, peak_rate=200, dt=0.01), r"peak_rate\*dt"),
+        (lambda: sf.simulate.place_cells(5, fraction_place=1.5), r"fraction_place must be in \[0, 1\]"),
+        (lambda: sf.simulate.place_cells(5, baseline_rate=-1.0), r"baseline_rate must be >= 0"),
+        (lambda: sf.simulate.place_cells(5, rest_duration=0.5, n_replay_events=3), r"3 replay events need"),
+        (lambda: sf.simulate.place_cells(5, n_replay_events=-1), r"n_replay_events must be a non-negative"),
         (lambda: sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, device="tpu"), r"device='tpu'"),
         # A negative burn_in used to return rows of uninitialised memory.
         (lambda: sf.simulate.kinetic_ising(np.zeros(2), np.zeros((2, 2)), 10, burn_in=-1), r"burn_in must be"),

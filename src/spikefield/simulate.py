@@ -243,6 +243,33 @@ def _track_trajectory(duration: float, dt: float, track_length: float, speed: fl
     return np.concatenate(pieces)[:n_total]
 
 
+def _check_place_cell_args(*, run_duration: float, rest_duration: float, track_length: float, speed: float,
+                           field_width: float, peak_rate: float, baseline_rate: float, fraction_place: float,
+                           n_replay_events: int, dt: float) -> None:
+    for name, value in (("run_duration", run_duration), ("track_length", track_length),
+                        ("speed", speed), ("field_width", field_width), ("dt", dt),
+                        ("peak_rate", peak_rate)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValidationError(f"place_cells: {name} must be positive, got {value!r}.")
+    if peak_rate * dt >= 1:
+        raise ValidationError(f"place_cells: peak_rate*dt = {peak_rate * dt:.2f} must be < 1 "
+                              "(at most one spike per step); lower dt.")
+    for name, value in (("rest_duration", rest_duration), ("baseline_rate", baseline_rate)):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValidationError(f"place_cells: {name} must be >= 0, got {value!r}.")
+    if not 0 <= fraction_place <= 1:
+        raise ValidationError(f"place_cells: fraction_place must be in [0, 1], got {fraction_place!r}.")
+    if not isinstance(n_replay_events, int | np.integer) or n_replay_events < 0:
+        raise ValidationError(f"place_cells: n_replay_events must be a non-negative integer, got {n_replay_events!r}.")
+    # Replay events start at least 50 steps from either end of rest and last 0.15 s.
+    room = int(round(rest_duration / dt)) - 100
+    if n_replay_events and room < n_replay_events:
+        raise ValidationError(
+            f"place_cells: {n_replay_events} replay events need rest_duration >= "
+            f"{(n_replay_events + 100) * dt:g} s at dt={dt:g} s, got rest_duration={rest_duration!r}."
+        )
+
+
 def place_cells(n_cells: int = 60, *, run_duration: float = 300.0, rest_duration: float = 0.0,
                 track_length: float = 200.0, speed: float = 25.0, field_width: float = 8.0,
                 peak_rate: float = 15.0, baseline_rate: float = 0.3, fraction_place: float = 0.9,
@@ -271,14 +298,9 @@ def place_cells(n_cells: int = 60, *, run_duration: float = 300.0, rest_duration
     PlaceCellSimulation
     """
     n = _check_positive_int(n_cells, "n_cells")
-    for name, value in (("run_duration", run_duration), ("track_length", track_length),
-                        ("speed", speed), ("field_width", field_width), ("dt", dt),
-                        ("peak_rate", peak_rate)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValidationError(f"place_cells: {name} must be positive, got {value!r}.")
-    if peak_rate * dt >= 1:
-        raise ValidationError(f"place_cells: peak_rate*dt = {peak_rate * dt:.2f} must be < 1 "
-                              "(at most one spike per step); lower dt.")
+    _check_place_cell_args(run_duration=run_duration, rest_duration=rest_duration, track_length=track_length,
+                           speed=speed, field_width=field_width, peak_rate=peak_rate, baseline_rate=baseline_rate,
+                           fraction_place=fraction_place, n_replay_events=n_replay_events, dt=dt)
     rng = np.random.default_rng(seed)
     has_field = rng.random(n) < fraction_place
     centers = np.where(has_field, np.sort(rng.uniform(0.05, 0.95, n)) * track_length, np.nan)

@@ -246,6 +246,7 @@ def _track_trajectory(duration: float, dt: float, track_length: float, speed: fl
 def _check_place_cell_args(*, run_duration: float, rest_duration: float, track_length: float, speed: float,
                            field_width: float, peak_rate: float, baseline_rate: float, fraction_place: float,
                            n_replay_events: int, dt: float) -> None:
+    """Reject place_cells arguments that would crash deep inside numpy or give meaningless data."""
     for name, value in (("run_duration", run_duration), ("track_length", track_length),
                         ("speed", speed), ("field_width", field_width), ("dt", dt),
                         ("peak_rate", peak_rate)):

@@ -148,6 +148,20 @@ def test_report_rebuilds_from_run_folder(demo_run):
     assert not [p for p in out.iterdir() if p.name.startswith(".report-")]
 
 
+def test_report_rebuild_recovers_from_a_killed_rebuild(demo_run, tmp_path):
+    out, _ = demo_run
+    copy = tmp_path / "killed"
+    shutil.copytree(out, copy)
+    # A rebuild killed between its two renames left the old figures inside its staging folder.
+    stale = copy / ".report-killed"
+    stale.mkdir()
+    os.rename(copy / "figures", stale / "old-figures")
+    result = invoke("report", copy)
+    assert result.exit_code == 0, result.output
+    assert not [p for p in copy.iterdir() if p.name.startswith(".report-")]
+    assert sorted(p.name for p in (copy / "figures").iterdir()) == sorted(p.name for p in (out / "figures").iterdir())
+
+
 def test_rerun_replaces_old_run_and_config_json_reruns(demo_run, tmp_path):
     out, _ = demo_run
     copy = tmp_path / "rerun"

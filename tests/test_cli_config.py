@@ -28,6 +28,16 @@ def test_toml_round_trip(tmp_path):
     assert load_config(tmp_path / "config.json") == cfg
 
 
+def test_relative_data_path_is_relative_to_the_config_file(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "run.toml").write_text('data = "recordings/rec.nwb"\n')
+    monkeypatch.chdir(tmp_path)  # a different working directory must not change what the file means
+    assert load_config("project/run.toml").data == str(folder / "recordings" / "rec.nwb")
+    (folder / "abs.toml").write_text(f'data = "{tmp_path / "elsewhere.nwb"}"\n')
+    assert load_config(folder / "abs.toml").data == str(tmp_path / "elsewhere.nwb")
+
+
 def test_replace_overrides_only_given_values():
     cfg = RunConfig(bin_size=0.02, epoch="run")
     new = cfg.replace(bin_size=None, min_rate=0.5)

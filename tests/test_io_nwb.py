@@ -129,9 +129,11 @@ def test_position_in_acquisition_other_unit(tmp_path: Path) -> None:
     nwbfile = mock_NWBFile()
     nwbfile.add_unit(spike_times=[1.0, 2.0])
     nwbfile.add_acquisition(SpatialSeries(name="pixels", data=np.ones((5, 2)) * 7, reference_frame="frame",
-                                          unit="pixels", conversion=2.0, timestamps=np.arange(5.0)))
+                                          unit="pixels", conversion=2.0, offset=-4.0,
+                                          timestamps=np.arange(5.0)))
     rec = read_nwb(_write(nwbfile, tmp_path / "a.nwb"))
-    assert rec.position.unit == "pixels" and rec.position.values.tolist() == [[14.0, 14.0]] * 5
+    # NWB: value = data * conversion + offset
+    assert rec.position.unit == "pixels" and rec.position.values.tolist() == [[10.0, 10.0]] * 5
     assert rec.unit_ids.tolist() == [0]
 
 

@@ -51,6 +51,25 @@ def test_from_array_spins_counts_and_conversions():
     assert not counts.is_binary and counts.to_numpy().max() == 3
 
 
+def test_to_torch_integer_and_bool_dtypes():
+    r = sf.Raster.from_array(np.array([[1, -1], [-1, 1]]), 0.01)
+    assert r.to_torch(dtype=torch.int8).tolist() == [[1, -1], [-1, 1]]
+    indicator = r.to_torch(dtype=torch.bool, spins=False)
+    assert indicator.dtype == torch.bool and indicator.tolist() == [[True, False], [False, True]]
+    with pytest.raises(ValidationError, match="spins=False"):
+        r.to_torch(dtype=torch.bool)
+    with pytest.raises(ValidationError, match="cannot hold ±1 spins"):
+        r.to_torch(dtype=torch.uint8)
+
+
+def test_numpy_integer_bin_size_is_accepted_everywhere():
+    raster = bin_spikes([np.array([0.5, 1.5])], np.array([[0.0, 3.0]]), np.int64(1))
+    assert raster.bin_size == 1.0 and isinstance(raster.bin_size, float)
+    assert raster.to_numpy()[:, 0].tolist() == [1, 1, 0]
+    with pytest.raises(ValidationError, match="bin_size"):
+        bin_spikes([np.array([0.5])], np.array([[0.0, 3.0]]), True)
+
+
 @pytest.mark.parametrize(
     ("array", "match"),
     [

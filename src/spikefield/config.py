@@ -64,7 +64,8 @@ class RunConfig:
     Parameters
     ----------
     data : str or None
-        Recording path read with :func:`spikefield.read`; None means the built-in simulation.
+        Recording path read with :func:`spikefield.read`; None means the built-in simulation. In a
+        config file a relative path is relative to that file's folder, not to the working directory.
     bin_size : float
         Bin width in seconds.
     epoch : str or None
@@ -267,4 +268,8 @@ def load_config(path: str | Path) -> RunConfig:
     # A run folder's config.json nests the settings under "config" next to provenance.
     if path.suffix == ".json" and isinstance(document, dict) and "config" in document:
         document = document["config"]
-    return from_mapping(document, source=f"config file {path}")
+    config = from_mapping(document, source=f"config file {path}")
+    # A relative data path means "next to this config file", so a config works from any working directory.
+    if config.data is not None and not Path(config.data).expanduser().is_absolute():
+        config = config.replace(data=str((path.parent / config.data).absolute()))
+    return config

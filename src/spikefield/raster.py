@@ -86,8 +86,8 @@ class Raster:
     def __init__(self, data: Any, bin_size: float, t_start: float = 0.0,
                  unit_ids: Sequence[Any] | None = None, segments: ArrayLike | None = None,
                  segment_t_start: ArrayLike | None = None) -> None:
-        if not (isinstance(bin_size, int | float | np.floating | np.integer) and np.isfinite(bin_size)
-                and bin_size > 0):
+        if not (isinstance(bin_size, int | float | np.floating | np.integer) and not isinstance(bin_size, bool)
+                and np.isfinite(bin_size) and bin_size > 0):
             raise ValidationError(f"bin_size must be a positive number of seconds, got {bin_size!r}.")
         if sp.issparse(data):
             data = sp.csr_array(data)
@@ -234,8 +234,20 @@ class Raster:
 
     def to_torch(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  spins: bool = True, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        """Rows ``[start, stop)`` as a torch tensor, as +-1 spins (default) or 0/1 spikes."""
+        """Rows ``[start, stop)`` as a torch tensor, as +-1 spins (default) or 0/1 spikes.
+
+        ``dtype=torch.bool`` gives the spike indicator (True = at least one spike); it has no spin
+        form, so it requires ``spins=False``.
+        """
         block = self.rows(start, self.n_bins if stop is None else stop) > 0
+        if dtype == torch.bool:
+            if spins:
+                raise ValidationError("to_torch(dtype=torch.bool) holds 0/1 spike indicators, not ±1 spins; "
+                                      "pass spins=False or a floating dtype.")
+            return torch.from_numpy(np.ascontiguousarray(block)).to(device=device)
+        if spins and not dtype.is_signed:
+            raise ValidationError(f"to_torch(dtype={dtype}) cannot hold ±1 spins; use a floating or signed "
+                                  "integer dtype, or spins=False.")
         out = torch.from_numpy(np.ascontiguousarray(block)).to(device=device, dtype=dtype)
         return out.mul_(2).sub_(1) if spins else out
 
@@ -354,8 +366,10 @@ def bin_spikes(spike_times: Sequence[NDArray[np.float64]], support: NDArray[np.f
     max_dense_bytes : int, optional
         Override :func:`default_max_dense_bytes`.
     """
-    if not (isinstance(bin_size, int | float | np.floating) and np.isfinite(bin_size) and bin_size > 0):
+    if not (isinstance(bin_size, int | float | np.floating | np.integer) and not isinstance(bin_size, bool)
+            and np.isfinite(bin_size) and bin_size > 0):
         raise ValidationError(f"bin_size must be a positive number of seconds, got {bin_size!r}.")
+    bin_size = float(bin_size)
     counts = dtype in ("counts", "count", int, np.int64, np.integer) or (
         isinstance(dtype, type) and dtype is not bool and issubclass(dtype, np.integer))
     if dtype is not bool and dtype != np.bool_ and not counts:

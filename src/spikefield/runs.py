@@ -253,7 +253,8 @@ def rebuild_report(run_dir: str | Path) -> Path:
     """
     run_dir = Path(run_dir)
     config_doc, metrics = load_run(run_dir)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    _remove_stale_staging(run_dir)
+    staging = Path(tempfile.mkdtemp(prefix=_REPORT_STAGING_PREFIX, dir=run_dir))
     try:
         if (run_dir / "results").is_dir():
             os.symlink((run_dir / "results").absolute(), staging / "results")
@@ -262,11 +263,34 @@ def rebuild_report(run_dir: str | Path) -> Path:
         trash = staging / "old-figures"
         if old_figures.exists():
             os.rename(old_figures, trash)
-        os.rename(staging / "figures", old_figures)
+        try:
+            os.rename(staging / "figures", old_figures)
+        except OSError:
+            if trash.exists():  # put the old figures back rather than lose them with the staging folder
+                os.rename(trash, old_figures)
+            raise
         os.replace(staging / "report.html", run_dir / "report.html")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return run_dir / "report.html"
+
+
+_REPORT_STAGING_PREFIX = ".report-"
+
+
+def _remove_stale_staging(run_dir: Path) -> None:
+    """Delete staging folders left by a rebuild that was killed (the ``finally`` above never ran).
+
+    They hold only regenerated figures and, possibly, the previous figures of a rebuild that was
+    interrupted between its two renames; in that case the figures are moved back first.
+    """
+    for stale in run_dir.glob(f"{_REPORT_STAGING_PREFIX}*"):
+        if not stale.is_dir():
+            continue
+        orphaned = stale / "old-figures"
+        if orphaned.is_dir() and not (run_dir / "figures").exists():
+            os.rename(orphaned, run_dir / "figures")
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def execute_run(config: RunConfig, out: str | Path, *, recording=None, ground_truth: Mapping[str, Any] | None = None,

@@ -151,7 +151,9 @@ def _spatial_series(nwbfile: Any) -> dict[str, Any]:
 
 def _to_timeseries(series: Any, name: str, where: str) -> TimeSeries:
     timestamps = np.asarray(series.get_timestamps(), dtype=np.float64)
-    values = np.asarray(series.data[:], dtype=np.float64) * float(series.conversion or 1.0)
+    # NWB stores raw values: value in `unit` = data * conversion + offset (offset since NWB 2.5).
+    offset = getattr(series, "offset", None)
+    values = np.asarray(series.data[:], dtype=np.float64) * float(series.conversion or 1.0) + float(offset or 0.0)
     values = values.reshape(len(values), -1)
     unit = str(series.unit or "unknown")
     factor = _TO_CM.get(unit.strip().lower())

@@ -152,6 +152,9 @@ def test_magnitude_pruning_retrieves_better_than_random_pruning():
     (lambda: prune(np.ones((3, 3)), 2.0), r"fraction_kept must lie in \[0, 1\]; got 2.0"),
     (lambda: prune(np.ones((3, 3)), 0.5, "largest"), r"method must be one of \['magnitude', 'random'\]"),
     (lambda: pruning_curve(20, methods=["magnitud"]), r"Did you mean 'magnitude'"),
+    (lambda: pruning_curve(20, load=-0.1), r"load must be a finite non-negative number; got -0.1"),
+    (lambda: pruning_curve(20, load="many"), r"load must be a non-negative number; got 'many'"),
+    (lambda: pruning_curve(20, load=0), r"load must be > 0"),
     (lambda: plot_pruning(pd.DataFrame({"method": []}), value="x"), r"value must be a column of curve"),
 ])
 def test_pruning_errors(call, match):

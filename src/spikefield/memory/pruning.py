@@ -21,6 +21,7 @@ from ._common import (
     MODES,
     check_choice,
     check_fraction,
+    check_nonnegative,
     check_positive_int,
     corrupt,
     default_dtype,
@@ -122,7 +123,10 @@ def pruning_curve(n_neurons: int = 500, load: float = 0.05, fractions_kept: Sequ
     criterion = check_fraction(criterion, "criterion", low_open=True)
     mode = check_choice(mode, "mode", MODES)
     max_sweeps = check_positive_int(max_sweeps, "max_sweeps")
-    n_patterns = max(1, int(round(float(load) * n_neurons)))
+    load = check_nonnegative(load, "load")
+    if load == 0:
+        raise ValidationError(f"load must be > 0 (patterns per neuron, P = round(load·N)); got {load!r}.")
+    n_patterns = max(1, int(round(load * n_neurons)))
     target = resolve(device)
     dtype = default_dtype(target)
     builder = hebbian_couplings if rule == "hebbian" else pseudoinverse_couplings

@@ -37,6 +37,11 @@ def test_sequence_scores_on_ideal_trajectories():
     assert float(score) == pytest.approx(1.0) and float(slope) == pytest.approx(4.0)
     back_score, back_slope = line_fit_score(forward.flip(0), band=1)
     assert float(back_score) == pytest.approx(1.0) and float(back_slope) == pytest.approx(-4.0)
+    # Mapped bins with a gap (unvisited bins dropped): the slope follows the positions, not the indices.
+    gapped = torch.cat([torch.arange(20.0), torch.arange(30.0, 50.0)]).double() * 5.0
+    # the best line runs from bin 3 to bin 31 in 7 time steps; bin 31 sits at position 41 * 5 after the gap
+    assert float(line_fit_score(forward, band=1, positions=gapped)[1]) == pytest.approx((41 - 3) * 5.0 / 7)
+    assert float(line_fit_score(forward, band=1, positions=positions)[1]) == pytest.approx(20.0)
     # A flat posterior scores the band fraction (3 of 40 bins) whatever the line.
     flat = torch.full((8, 40), 1 / 40, dtype=torch.float64)
     assert float(line_fit_score(flat, band=1)[0]) == pytest.approx(3 / 40)

@@ -117,7 +117,8 @@ def weighted_correlation(posterior: torch.Tensor, positions: torch.Tensor) -> to
     return cov / torch.sqrt(var_t * var_x)
 
 
-def line_fit_score(posterior: torch.Tensor, band: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def line_fit_score(posterior: torch.Tensor, band: int = 1,
+                   positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Best straight-line fit (Radon-style) of a decoded trajectory.
 
     Every line from a start bin to an end bin across the event is scored by the mean over
@@ -128,11 +129,15 @@ def line_fit_score(posterior: torch.Tensor, band: int = 1) -> tuple[torch.Tensor
     ----------
     posterior : (..., T, B) posterior per time bin (T >= 2).
     band : half-width of the band around the line, in spatial bins.
+    positions : (B,) position of each spatial bin, optional. The mapped bins of a decoder can
+        skip unvisited bins, so bin indices are not proportional to position; with ``positions``
+        the slope is measured between the positions of the line's end bins.
 
     Returns
     -------
     score : (...) best mean posterior in the band, in [0, 1].
-    slope : (...) slope of the best line in spatial bins per time bin.
+    slope : (...) slope of the best line in spatial bins per time bin, or in position units per
+        time bin when ``positions`` is given.
     """
     *lead, n_time, n_bins = posterior.shape
     device, dtype = posterior.device, posterior.dtype
@@ -147,12 +152,17 @@ def line_fit_score(posterior: torch.Tensor, band: int = 1) -> tuple[torch.Tensor
     band_matrix = (distance <= band).to(dtype).reshape(centre.shape[0], n_time * n_bins)
     scores = posterior.reshape(-1, n_time * n_bins) @ band_matrix.T / n_time  # (M, L)
     best, which = scores.max(dim=-1)
-    slope = (stop - start)[which] / max(n_time - 1, 1)
+    if positions is None:
+        travelled = (stop - start)[which]
+    else:
+        x = positions.to(device=device, dtype=dtype)
+        travelled = x[stop[which].long()] - x[start[which].long()]
+    slope = travelled / max(n_time - 1, 1)
     return best.reshape(lead), slope.reshape(lead)
 
 
 def _event_scores(posterior: torch.Tensor, positions: torch.Tensor, band: int) -> tuple[torch.Tensor, ...]:
-    line, slope = line_fit_score(posterior, band)
+    line, slope = line_fit_score(posterior, band, positions)
     return weighted_correlation(posterior, positions), line, slope
 
 
@@ -265,7 +275,7 @@ def detect_replay(rec: Recording, decoder: PoissonDecoder | None = None, *, run_
         rows.append(dict(
             start=event.start, stop=event.stop, duration=event.duration, peak_z=event.peak_z, speed=event.speed,
             n_active_units=n_active, n_time_bins=n_time, weighted_corr=float(corr), line_score=float(line),
-            slope=float(slope) * decoder.maps_.bin_size / time_bin,
+            slope=float(slope) / time_bin,
             p_corr_time=p_value(corr_t.abs(), corr.abs()), p_corr_field=p_value(corr_f.abs(), corr.abs()),
             p_line_time=p_value(line_t, line), p_line_field=p_value(line_f, line)))
     columns = ["start", "stop", "duration", "peak_z", "speed", "n_active_units", "n_time_bins", "weighted_corr",

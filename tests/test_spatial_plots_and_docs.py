@@ -29,6 +29,8 @@ def test_figures_render(tmp_path):
     events = sf.spatial.detect_replay(sim.recording, n_shuffles=20, seed=0)
     decoder = sf.spatial.PoissonDecoder().fit(sf.spatial.rate_maps(sim.recording, 5.0, epoch="run", smooth=5.0))
     plot_replay_event(sim.recording, decoder, events.iloc[0], ax=axes[2])
+    # The event panel shows the trimmed time bins that detect_replay scored.
+    assert axes[2].collections[0].get_array().shape == (decoder.bin_centers_.shape[0], events.iloc[0]["n_time_bins"])
     path = tmp_path / "spatial.png"
     fig.savefig(path)
     plt.close(fig)

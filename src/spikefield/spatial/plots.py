@@ -9,8 +9,9 @@ import pandas as pd
 
 from ..errors import ValidationError
 from ..recording import Recording
-from .decoding import DecodingResult, PoissonDecoder, bin_counts
+from .decoding import DecodingResult, PoissonDecoder
 from .occupancy import RateMaps
+from .replay import event_counts
 
 __all__ = ["plot_rate_maps", "plot_decoding", "plot_replay_event"]
 
@@ -84,17 +85,26 @@ def plot_decoding(result: DecodingResult, ax: Any = None, *, max_bins: int = 200
     return ax
 
 
+def _edges_from_centers(centers: np.ndarray) -> np.ndarray:
+    """Cell edges halfway between consecutive centres (one extra half-step at each end)."""
+    if centers.size == 1:
+        return np.array([centers[0] - 0.5, centers[0] + 0.5])
+    mid = (centers[1:] + centers[:-1]) / 2
+    return np.concatenate([[centers[0] - (mid[0] - centers[0])], mid, [centers[-1] + (centers[-1] - mid[-1])]])
+
+
 def plot_replay_event(rec: Recording, decoder: PoissonDecoder, event: pd.Series, time_bin: float = 0.02,
                       ax: Any = None, units: Any = None):
     """Posterior of one replay event (a row of :func:`detect_replay`'s table) with its scores."""
     source = rec if units is None else rec.select(units=units)
-    n_time = max(2, int(np.ceil((event["stop"] - event["start"]) / time_bin - 1e-9)))
-    edges = event["start"] + time_bin * np.arange(n_time + 1)
-    posterior = decoder.predict_proba(bin_counts(source.spike_times, edges), time_bin)
+    # The same trimmed bins that detect_replay scored (first to last spike of the event).
+    counts, first = event_counts(source.spike_times, event["start"], event["stop"], time_bin)
+    posterior = decoder.predict_proba(counts, time_bin)
     ax = _axes(ax, figsize=(3, 3))
     centers = decoder.bin_centers_[:, 0]
-    ax.imshow(posterior.T, origin="lower", aspect="auto", cmap="hot",
-              extent=(0, n_time * time_bin * 1000, centers[0], centers[-1]))
+    time_edges = (first + np.arange(counts.shape[0] + 1)) * time_bin * 1000
+    # pcolormesh, not imshow: mapped bins can skip unvisited positions, so rows are not evenly spaced.
+    ax.pcolormesh(time_edges, _edges_from_centers(centers), posterior.T, cmap="hot", shading="flat")
     ax.set_xlabel("time in event (ms)")
     ax.set_ylabel(f"decoded position ({decoder.maps_.unit})")
     ax.set_title(f"r={event['weighted_corr']:.2f} line={event['line_score']:.2f}\n"

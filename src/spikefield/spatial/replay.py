@@ -82,6 +82,23 @@ def _mua_traces(rec: Recording, intervals: NDArray[np.float64], mua_bin: float,
     return traces
 
 
+def event_counts(spike_times: list[NDArray[np.float64]], start: float, stop: float,
+                 time_bin: float) -> tuple[NDArray[np.int64], int]:
+    """Spike counts (T, N) of an event in bins of ``time_bin`` s, trimmed to its first..last busy bin.
+
+    Empty time bins at the edges carry only the no-spike likelihood (which favours the quietest
+    positions), so they are trimmed and the event spans its first to last spike. Returns the
+    counts and the index of the first kept bin (0 when nothing is trimmed; ``T = 0`` when the
+    event holds no spike).
+    """
+    n_time = max(2, int(np.ceil((stop - start) / time_bin - 1e-9)))
+    counts = bin_counts(spike_times, start + time_bin * np.arange(n_time + 1))
+    busy = np.flatnonzero(counts.sum(axis=1) > 0)
+    if busy.size == 0:
+        return counts[:0], 0
+    return counts[busy[0]:busy[-1] + 1], int(busy[0])
+
+
 def _max_speed(timestamps: NDArray[np.float64] | None, speed: NDArray[np.float64] | None, start: float,
                stop: float) -> float:
     """Largest tracked speed (unit/s) within ``[start, stop]``; NaN when untracked there."""
@@ -240,15 +257,9 @@ def detect_replay(rec: Recording, decoder: PoissonDecoder | None = None, *, run_
     log_prior = torch.as_tensor(decoder.log_prior_, dtype=dtype, device=dev)
     rows = []
     for event in events.itertuples(index=False):
-        n_time = max(2, int(np.ceil((event.stop - event.start) / time_bin - 1e-9)))
-        edges = event.start + time_bin * np.arange(n_time + 1)
-        counts_np = bin_counts(decoding_rec.spike_times, edges)
-        # Empty time bins at the edges carry only the no-spike likelihood (which favours the
-        # quietest positions); trim them so the event spans its first to last spike.
-        busy = np.flatnonzero(counts_np.sum(axis=1) > 0)
-        if busy.size < 2:
+        counts_np, _ = event_counts(decoding_rec.spike_times, event.start, event.stop, time_bin)
+        if counts_np.shape[0] < 2:
             continue
-        counts_np = counts_np[busy[0]:busy[-1] + 1]
         n_time = counts_np.shape[0]
         n_active = int(np.sum(counts_np.sum(axis=0) > 0))
         if n_active < min_active_units:

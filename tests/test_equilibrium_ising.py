@@ -13,7 +13,12 @@ import spikefield as sf
 from spikefield.errors import NotFittedError, RasterError, ReaderError, ValidationError
 from spikefield.models._equilibrium_exact import exact_moments
 from spikefield.models._equilibrium_mcmc import split_r_hat
-from spikefield.models._equilibrium_rows import fit_rows
+from spikefield.models._equilibrium_rows import (
+    _Problem,
+    _Spikes,
+    fit_rows,
+    row_losses,
+)
 from spikefield.models.equilibrium_ising import EquilibriumIsing
 
 
@@ -111,6 +116,54 @@ def test_pseudolikelihood_rows_match_scikit_learn(small):
         # P(s_i = +1 | rest) = σ(2 ũ_i): logistic coefficients are 2 J_ij and 2 h_i.
         np.testing.assert_allclose(reg.coef_[0] / 2, np.delete(fit.couplings[i].numpy(), i), atol=2e-4)
         assert reg.intercept_[0] / 2 == pytest.approx(float(fit.fields[i]), abs=2e-4)
+
+
+@pytest.mark.parametrize("objective", ["pseudolikelihood", "mpf"])
+def test_row_kernels_match_autograd_in_spin_coordinates(small, objective):
+    """Chunked (w, b) kernels: objective = row_losses in spin units, gradient = autograd's."""
+    _, _, X = small
+    spins = torch.as_tensor(X.to_spins()[:3000], dtype=torch.float64)
+    rng = np.random.default_rng(0)
+    J = torch.tensor(random_model(8, 1, scale=0.2)[1], requires_grad=True)
+    h = torch.tensor(rng.uniform(-0.3, 0.3, 8), requires_grad=True)
+    expected = row_losses(spins, h, J * (1 - torch.eye(8, dtype=torch.float64)), objective)
+    expected.sum().backward()
+    mask = 1 - torch.eye(8, dtype=torch.float64)
+    problem = _Problem(_Spikes(spins > 0, torch.float64, 700), objective, 0.0, mask)
+    weights = 4 * J.detach() * mask
+    x = torch.cat([weights, (2 * (h.detach() - J.detach().mul(mask).sum(1)))[:, None]], dim=1)
+    value, grad = problem.evaluate(x, torch.arange(8))
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy(), rtol=1e-12)
+    # Spin-coordinate gradient from (w, b): ∂F/∂h = 2 ∂F/∂b, ∂F/∂J_ij = 4 ∂F/∂w_ij − 2 ∂F/∂b_i.
+    np.testing.assert_allclose(2 * grad[:, -1].numpy(), h.grad.numpy(), atol=1e-12)
+    grad_j = (4 * grad[:, :-1] - 2 * grad[:, -1:]) * mask
+    np.testing.assert_allclose(grad_j.numpy(), (J.grad * mask).numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("objective", ["pseudolikelihood", "mpf"])
+def test_start_point_from_moments_equals_a_data_pass(small, objective):
+    _, _, X = small
+    spikes = torch.as_tensor(X.to_numpy() > 0)
+    data = _Spikes(spikes, torch.float64, 5000)
+    mask = 1 - torch.eye(8, dtype=torch.float64)
+    problem = _Problem(data, objective, 0.0, mask)
+    mean, second = data.moments()
+    bias = torch.logit(mean)
+    value, grad, _ = problem.initial(bias, mean, second)
+    x = torch.cat([torch.zeros((8, 8), dtype=torch.float64), bias[:, None]], dim=1)
+    value_pass, grad_pass = problem.evaluate(x, torch.arange(8))
+    np.testing.assert_allclose(value.numpy(), value_pass.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), grad_pass.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["pseudolikelihood", "mpf"])
+def test_chunking_does_not_change_the_fit(small, method):
+    _, _, X = small
+    whole = EquilibriumIsing(method, chunk_bins=X.n_bins).fit(X)
+    chunked = EquilibriumIsing(method, chunk_bins=15001).fit(X)  # 3 chunks, the last one short
+    assert whole.converged_ and chunked.converged_
+    np.testing.assert_allclose(chunked.J_, whole.J_, atol=1e-7)
+    np.testing.assert_allclose(chunked.h_, whole.h_, atol=1e-7)
 
 
 @pytest.mark.parametrize("method", ["pseudolikelihood", "mpf", "boltzmann"])
@@ -256,8 +309,19 @@ def test_save_load_round_trip(tmp_path, small):
     np.testing.assert_array_equal(loaded.J_, model.J_)
     np.testing.assert_array_equal(loaded.h_, model.h_)
     assert loaded.l2 == 1e-3 and loaded.converged_ == model.converged_ and loaded.n_iter_ == model.n_iter_
+    assert loaded.diagnostics_ == model.diagnostics_ and set(loaded.diagnostics_) == {"max_gradient", "data_passes"}
     assert loaded.pseudo_log_likelihood(X) == pytest.approx(model.pseudo_log_likelihood(X))
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_save_load_keeps_boltzmann_diagnostics(tmp_path, small):
+    _, _, X = small
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sf.ConvergenceWarning)
+        model = EquilibriumIsing("boltzmann", max_iter=3, n_chains=50, seed=0).fit(X)
+    loaded = EquilibriumIsing.load(model.save(tmp_path / "boltzmann.npz"))
+    assert loaded.diagnostics_ == model.diagnostics_
+    assert len(loaded.diagnostics_["history"]) == 3 and isinstance(loaded.diagnostics_["r_hat"], float)
 
 
 # ---------------------------------------------------------------------- errors
@@ -273,6 +337,7 @@ def _raster():
     ({"max_iter": 0}, ValidationError, r"'max_iter' parameter .* positive integer; got 0"),
     ({"tol": float("nan")}, ValidationError, r"'tol' parameter"),
     ({"n_chains": 2.5}, ValidationError, r"'n_chains' parameter .* got 2.5"),
+    ({"chunk_bins": 0}, ValidationError, r"'chunk_bins' parameter .* positive integer; got 0"),
     ({"dtype": "float16"}, ValidationError, r"'dtype' parameter .* \['auto', 'float64', 'float32'\]; got 'float16'"),
     ({"dtype": "tf32"}, ValidationError, r"'dtype' parameter .* got 'tf32'"),
     ({"device": "tpu"}, sf.DeviceError, r"device='tpu'"),

@@ -94,12 +94,16 @@ def hessian_vector_product(inputs: Tensor, weights: Tensor, bias: Tensor, direct
 
 
 def accumulate(chunks: Callable[[], Iterable[tuple[Tensor, Tensor]]], weights: Tensor, bias: Tensor,
-               weight_mask: Tensor | None = None, with_grad: bool = True) -> LossGrad:
+               weight_mask: Tensor | None = None, with_grad: bool = True,
+               kernels: tuple[Callable[..., LossGrad], Callable[..., Tensor]] | None = None) -> LossGrad:
     """Sum :func:`loss_and_grad` (or :func:`loss_only` when ``with_grad=False``) over chunks.
 
     ``chunks()`` yields ``(inputs, targets)`` pairs; ``weights``/``bias`` are cast to the
-    chunks' dtype for the products and the results accumulated in float64.
+    chunks' dtype for the products and the results accumulated in float64. ``kernels``
+    replaces the pair ``(loss_and_grad, loss_only)`` by another per-chunk objective with the
+    same signatures (e.g. minimum probability flow in ``_equilibrium_rows``).
     """
+    loss_grad_fn, loss_fn = (loss_and_grad, loss_only) if kernels is None else kernels
     n_out, n_in = weights.shape
     device = weights.device
     loss = torch.zeros(n_out, dtype=torch.float64, device=device)
@@ -111,12 +115,12 @@ def accumulate(chunks: Callable[[], Iterable[tuple[Tensor, Tensor]]], weights: T
             cast[inputs.dtype] = (weights.to(inputs.dtype), bias.to(inputs.dtype))
         w, b = cast[inputs.dtype]
         if with_grad:
-            part = loss_and_grad(inputs, targets, w, b, weight_mask)
+            part = loss_grad_fn(inputs, targets, w, b, weight_mask)
             loss += part.loss
             grad_w += part.grad_weights
             grad_b += part.grad_bias
         else:
-            loss += loss_only(inputs, targets, w, b)
+            loss += loss_fn(inputs, targets, w, b)
     if not with_grad:
         return LossGrad(loss, torch.empty(0, device=device), torch.empty(0, device=device))
     return LossGrad(loss, grad_w, grad_b)

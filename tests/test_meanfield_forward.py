@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -146,11 +147,101 @@ def test_result_mapping_and_shapes():
         out["x"]
 
 
-def test_float32_close_to_float64():
-    h, J = sk_couplings(32, seed=0)
-    a = forward(h, J, method="plefka_t", steps=20, dtype=torch.float32, tol=1e-6)
-    b = forward(h, J, method="plefka_t", steps=20)
-    np.testing.assert_allclose(a["m"], b["m"], atol=1e-5)
+@pytest.mark.parametrize("size", [64, 128])
+@pytest.mark.parametrize(("method", "order"), METHODS)
+def test_float32_converges_and_agrees_with_float64(method, order, size):
+    """The default float32 root tolerance is reachable (no warning) and m, C, D agree with float64
+    to 2e-5 relative to the largest entry (Plefka[t] diverges at N=64, β_c: C grows to 1e3 by step 48)."""
+    h, J = sk_couplings(size, seed=0, beta=1.11)
+    b = forward(h, J, method=method, order=order, steps=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        a = forward(h, J, method=method, order=order, steps=48, dtype=torch.float32)
+    assert a.converged and a["C"].dtype == np.float32
+    for key in ("m", "C", "D"):
+        scale = max(1.0, float(np.abs(b[key]).max()))
+        assert np.abs(a[key] - b[key]).max() <= 2e-5 * scale, key
+
+
+def test_float32_default_tolerance_and_explicit_override():
+    h, J = sk_couplings(32, seed=0, beta=1.1)
+    with pytest.warns(ConvergenceWarning, match="tol=1e-14"):
+        forward(h, J, method="plefka2_t", steps=4, dtype=torch.float32, tol=1e-14, max_iter=5)
+    assert forward(h, J, method="plefka2_t", steps=4, dtype="float32").max_residual <= 1e-6
+
+
+def _reference_step(method: str, order: int, h, J, m_p, C_p, D_p):
+    """The unoptimised formulas of PHYSICS.md §2 in NumPy (element-wise fixed points by bisection)."""
+    A_p, g = 1 - m_p**2, h + J @ m_p
+
+    def root_m(V):  # x = tanh(g − xV): increasing residual tanh(g − xV) − x is decreasing in x
+        lo, hi = -np.ones_like(g), np.ones_like(g)
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            up = np.tanh(g - mid * V) - mid > 0
+            lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+        return (lo + hi) / 2
+
+    def root_theta(H, V):  # θ + V tanh θ = H, increasing in θ
+        lo, hi = H - np.abs(V) - 1, H + np.abs(V) + 1
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            up = mid + V * np.tanh(mid) < H
+            lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+        return (lo + hi) / 2
+
+    if method == "tap":
+        m = root_m((J**2) @ A_p)
+        A = 1 - m**2
+        C = np.outer(A, A) * ((J * A_p) @ J.T)
+        D = A[:, None] * J * A_p[None, :] * (1 + 2 * J * np.outer(m, m_p))
+    elif method == "plefka_t":
+        M = J @ C_p @ J.T
+        m = root_m(np.diag(M)) if order == 2 else np.tanh(g)
+        A = 1 - m**2
+        C = np.outer(A, A) * M if order == 2 else np.diag(A)
+        D = A[:, None] * (J @ C_p) * ((1 + 2 * J * np.outer(m, m_p)) if order == 2 else 1)
+    else:  # plefka2_t: condition on s_l,t−1 (D, m) and on s_k,t (C) = ±1, weighted by (1 ± m_p)/2
+        m_cond, D, C = np.zeros_like(J), np.zeros_like(J), np.zeros_like(J)
+        JDJ, M = J @ D_p @ J.T, J @ C_p @ J.T
+        for s in (-1.0, 1.0):
+            prob = (1 + s * m_p) / 2
+            if order == 2:
+                delta = J + JDJ - J * np.einsum("lk,lk->l", J, D_p)[None, :]
+                V = np.diag(M)[:, None] - 2 * J * (J @ C_p) + J**2 * np.diag(C_p)[None, :]
+                theta = root_theta(g[:, None] + delta * (s - m_p)[None, :], V)
+                C += np.tanh(root_theta(g[:, None] + M * (s - m_p)[None, :], np.diag(M)[:, None])) \
+                    * ((s - m_p) * prob)[None, :]
+            else:
+                theta = g[:, None] + J * (s - m_p)[None, :]
+            m_cond += np.tanh(theta) * prob[None, :]
+            D += s * np.tanh(theta) * prob[None, :]
+        D -= m_cond * m_p[None, :]
+        m = m_cond.mean(axis=1)
+        C = (C + C.T) / 2 if order == 2 else np.zeros_like(J)
+    np.fill_diagonal(C, 1 - m**2)
+    return m, C, D
+
+
+@pytest.mark.parametrize(("method", "order"), [("tap", 2), ("plefka_t", 1), ("plefka_t", 2), ("plefka2_t", 1),
+                                               ("plefka2_t", 2)])
+def test_optimised_kernels_match_unoptimised_formulas(method, order):
+    """Regression guard for the fused/in-place kernels: one step from a correlated state, float64."""
+    from spikefield.meanfield.forward import _settings
+    from spikefield.meanfield.kernels import KERNELS
+
+    h, J = sk_couplings(12, J0=1.0, Js=0.5, H0=0.5, seed=4)
+    rng = np.random.default_rng(0)
+    m_p = rng.uniform(-0.6, 0.6, 12)
+    X = rng.normal(size=(12, 40)) / 8
+    C_p = X @ X.T
+    np.fill_diagonal(C_p, 1 - m_p**2)
+    D_p = rng.normal(size=(12, 12)) / 50
+    settings = _settings(order, "gauss-hermite", None, 24, None, 100, torch.device("cpu"), torch.float64)
+    out = KERNELS[method](*(torch.as_tensor(x) for x in (h, J, m_p, C_p, D_p)), settings)
+    expected = _reference_step(method, order, h, J, m_p, C_p, D_p)
+    for got, want in zip((out.m, out.C, out.D), expected, strict=True):
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-12, rtol=0)
 
 
 def test_lazy_import_from_package():

@@ -89,6 +89,17 @@ def test_inverse_reports_failure(network):
     assert not fit.converged and fit.n_iter <= 1 and max(fit.residual_m, fit.residual_D) > 1e-14
 
 
+def test_inverse_propagates_inner_root_failure(network):
+    """An inner self-consistency solve that misses its tolerance makes the fit unconverged, with a warning."""
+    h, J = network
+    out = forward(h, J, method="plefka2_t", stationary=True)
+    good = inverse(out["m"], out["C"], out["D"], method="plefka2_t")
+    assert good.converged and good.root_report.converged
+    with pytest.warns(ConvergenceWarning, match="inner self-consistency solve did not reach"):
+        fit = inverse(out["m"], out["C"], out["D"], method="plefka2_t", root_max_iter=1, root_tol=1e-16)
+    assert not fit.converged and not fit.root_report.converged and fit.root_report.max_residual > 1e-16
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"method": "pl2"}, "method='pl2' is not a mean-field method"),
     ({"solver": "newton"}, "solver='newton' is not known"),
@@ -98,6 +109,8 @@ def test_inverse_reports_failure(network):
     ({"m_prev": np.zeros(3)}, r"m_prev must have shape \(2,\)"),
     ({"D": None}, "inverse needs C and D"),
     ({"max_iter": 0}, "max_iter must be a positive integer"),
+    ({"root_max_iter": 0}, "root_max_iter must be a positive integer"),
+    ({"root_tol": -1.0}, "root_tol must be a positive number"),
 ])
 def test_inverse_bad_arguments(kwargs, match):
     args = {"m": np.zeros(2), "C": np.eye(2), "D": np.zeros((2, 2)), "method": "plefka2_t"}

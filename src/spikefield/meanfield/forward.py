@@ -16,7 +16,7 @@ from ..errors import ConvergenceWarning, ValidationError, did_you_mean
 from ._validation import as_dtype, as_params, canonical_method, positive_float, positive_int
 from .kernels import KERNELS, StepOutput, StepSettings
 from .quadrature import QUADRATURES, gauss_hermite_rule, reference_rule
-from .solvers import RootReport
+from .solvers import RootReport, default_tol
 
 __all__ = ["forward", "ForwardResult"]
 
@@ -46,9 +46,9 @@ class ForwardResult(Mapping):
         Plefka[t−1] with Gauss–Hermite: largest Mehler truncation bound on any C entry.
     """
 
-    m: NDArray[np.float64]
-    C: NDArray[np.float64]
-    D: NDArray[np.float64]
+    m: NDArray[np.floating]
+    C: NDArray[np.floating]
+    D: NDArray[np.floating]
     method: str
     order: int
     converged: bool
@@ -59,7 +59,7 @@ class ForwardResult(Mapping):
     stationary: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def __getitem__(self, key: str) -> NDArray[np.float64]:
+    def __getitem__(self, key: str) -> NDArray[np.floating]:
         if key not in ("m", "C", "D"):
             raise KeyError(f"{key!r}: a ForwardResult holds 'm', 'C' and 'D'.")
         return getattr(self, key)
@@ -75,7 +75,7 @@ class ForwardResult(Mapping):
                 f"converged={self.converged}, n_steps={self.n_steps})")
 
 
-def _settings(order: int, quadrature: str, quadrature_points: int | None, hermite_terms: int, tol: float,
+def _settings(order: int, quadrature: str, quadrature_points: int | None, hermite_terms: int, tol: float | None,
               max_iter: int, device: torch.device, dtype: torch.dtype) -> StepSettings:
     if quadrature not in QUADRATURES:
         raise ValidationError(f"quadrature={quadrature!r} is not known; expected one of {list(QUADRATURES)}."
@@ -85,7 +85,8 @@ def _settings(order: int, quadrature: str, quadrature_points: int | None, hermit
     else:
         nodes, weights = reference_rule(positive_int(quadrature_points or 20, "quadrature_points"))
     as_tensor = lambda x: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
-    return StepSettings(order=order, tol=positive_float(tol, "tol"), max_iter=positive_int(max_iter, "max_iter"),
+    tol = default_tol(dtype) if tol is None else positive_float(tol, "tol")
+    return StepSettings(order=order, tol=tol, max_iter=positive_int(max_iter, "max_iter"),
                         quadrature=quadrature, nodes=as_tensor(nodes), weights=as_tensor(weights),
                         hermite_terms=positive_int(hermite_terms, "hermite_terms"))
 
@@ -110,7 +111,7 @@ def _initial_state(s0: ArrayLike | str | None, size: int, device: torch.device,
 def forward(h: ArrayLike, J: ArrayLike, method: str = "plefka2_t", order: int | None = None, steps: int = 128,
             s0: ArrayLike | str | None = None, *, stationary: bool = False, device: str = "cpu",
             dtype: Any = torch.float64, quadrature: str = "gauss-hermite", quadrature_points: int | None = None,
-            hermite_terms: int = 24, tol: float = 1e-14, max_iter: int = 100, stationary_tol: float = 1e-12,
+            hermite_terms: int = 24, tol: float | None = None, max_iter: int = 100, stationary_tol: float = 1e-12,
             max_steps: int = 100_000, keep_history: bool = True) -> ForwardResult:
     """Run a Plefka-family approximation of a kinetic Ising network forward in time.
 
@@ -134,20 +135,24 @@ def forward(h: ArrayLike, J: ArrayLike, method: str = "plefka2_t", order: int | 
     stationary : bool
         Iterate the map to its fixed point (``max |Δ| <= stationary_tol``, at most ``max_steps``).
     device, dtype
-        Torch device (``"cpu"``, ``"cuda"``, ``"auto"``) and precision (float64 by default).
+        Torch device (``"cpu"``, ``"cuda"``, ``"auto"``) and precision (float64 by default;
+        float32 is about 2x faster on CPU and agrees with float64 to ~1e-5 on m, C, D at the
+        benchmark's scale, see ``docs/meanfield.md``).
     quadrature : {"gauss-hermite", "reference", "reference-2021"}
         Gaussian averages of Plefka[t−1] (see :mod:`spikefield.meanfield.quadrature`).
     quadrature_points, hermite_terms : int
         Nodes of the 1-D rule (default 64 Gauss–Hermite / 20 reference) and Mehler terms.
     tol, max_iter : float, int
-        Newton tolerance and iteration cap of the self-consistency equations.
+        Newton tolerance and iteration cap of the self-consistency equations. ``tol=None`` picks
+        one the precision can reach: 1e-14 for float64, 1e-6 for float32 (a few float32 ulps).
+        The Plefka2[t] field equations use ``tol · max(1, max |field|)``.
     keep_history : bool
         Keep every step (default) or only the last one (saves steps × N² memory).
 
     Returns
     -------
     ForwardResult
-        Mapping with ``m``, ``C``, ``D`` (numpy float64) and a convergence report.
+        Mapping with ``m``, ``C``, ``D`` (numpy arrays in ``dtype``) and a convergence report.
 
     Examples
     --------
@@ -175,7 +180,12 @@ def _run_transient(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple, 
                    order: int, steps: int, keep_history: bool) -> ForwardResult:
     size = h.numel()
     rows = steps if keep_history else 1
-    m_out, C_out, D_out = np.empty((rows, size)), np.empty((rows, size, size)), np.empty((rows, size, size))
+    # History in the compute precision, allocated once by NumPy (which asks the kernel for huge
+    # pages on large arrays) and filled in place: no per-step allocation or dtype conversion.
+    np_dtype = torch.empty((), dtype=h.dtype).numpy().dtype
+    m_out, C_out, D_out = (np.empty(shape, dtype=np_dtype) for shape in ((rows, size), (rows, size, size),
+                                                                           (rows, size, size)))
+    history = [torch.from_numpy(x) for x in (m_out, C_out, D_out)]
     report, quad_error = RootReport(True, 0, 0.0), 0.0
     m_p, C_p, D_p = state
     with torch.no_grad():
@@ -183,7 +193,8 @@ def _run_transient(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple, 
             out: StepOutput = kernel(h, J, m_p, C_p, D_p, settings)
             report, quad_error = report.merge(out.report), max(quad_error, out.quadrature_error)
             row = t if keep_history else 0
-            m_out[row], C_out[row], D_out[row] = (x.cpu().numpy() for x in (out.m, out.C, out.D))
+            for target, value in zip(history, (out.m, out.C, out.D), strict=True):
+                target[row].copy_(value)
             m_p, C_p, D_p = out.m, out.C, out.D
     if not report.converged:
         warnings.warn(f"forward({name!r}): a self-consistency solve did not reach tol={settings.tol:g} within "

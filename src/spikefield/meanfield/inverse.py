@@ -33,6 +33,7 @@ from ..errors import ConvergenceWarning, ValidationError, did_you_mean
 from ._validation import as_dtype, as_magnetisation, as_square, canonical_method, positive_float, positive_int
 from .predict import predict_m_D
 from .quadrature import gauss_hermite_rule
+from .solvers import RootReport, default_tol
 
 __all__ = ["inverse", "InverseResult"]
 
@@ -51,7 +52,8 @@ class InverseResult:
         Couplings, ``J[i, l]`` from l at t−1 to i at t.
     method, order, solver : str, int, str
     converged : bool
-        The solver met its tolerance (moment matching: ``max |residual| <= tol``).
+        The solver met its tolerance (moment matching: ``max |residual| <= tol``) and the
+        method's inner self-consistency solve converged at the returned parameters.
     n_iter : int
         Iterations of the solver (L-BFGS iterations, or self-consistency sweeps for the closed
         forms that need them).
@@ -59,6 +61,8 @@ class InverseResult:
         Largest absolute mismatch between the method's prediction and the data.
     message : str
         What the solver said.
+    root_report : RootReport or None
+        The inner root solve (TAP, Plefka[t], Plefka2[t]) at the returned parameters.
     """
 
     h: NDArray[np.float64]
@@ -71,6 +75,7 @@ class InverseResult:
     residual_m: float
     residual_D: float
     message: str = ""
+    root_report: RootReport | None = None
 
     def __iter__(self) -> Iterator[NDArray[np.float64]]:
         return iter((self.h, self.J))
@@ -160,8 +165,10 @@ class _Objective:
     """
 
     def __init__(self, method: str, order: int, data: dict[str, torch.Tensor], preconditioner: torch.Tensor,
-                 quadrature: tuple[torch.Tensor, torch.Tensor]) -> None:
+                 quadrature: tuple[torch.Tensor, torch.Tensor], root_tol: float, root_max_iter: int) -> None:
         self.method, self.order, self.data = method, order, data
+        self.root_tol, self.root_max_iter = root_tol, root_max_iter
+        self.report = RootReport(True, 0, 0.0)
         self.size = data["m"].numel()
         self.inv_A = 1.0 / (1.0 - data["m"] ** 2)
         self.R, self.R_inv = preconditioner, torch.linalg.inv(preconditioner)
@@ -182,7 +189,8 @@ class _Objective:
         x = torch.as_tensor(x_np, dtype=self.R.dtype, device=self.R.device).requires_grad_(True)
         h, J = self.to_params(x)
         d = self.data
-        m, D, _ = predict_m_D(self.method, self.order, h, J, d["m_p"], d["C_p"], d["D_p"], quadrature=self.quadrature)
+        m, D, self.report = predict_m_D(self.method, self.order, h, J, d["m_p"], d["C_p"], d["D_p"],
+                                        tol=self.root_tol, max_iter=self.root_max_iter, quadrature=self.quadrature)
         r_m, r_D = m - d["m"], D - d["D"]
         loss = 0.5 * (r_m.square().sum() + r_D.square().sum())
         (grad,) = torch.autograd.grad(loss, x)
@@ -235,7 +243,7 @@ def inverse(m: ArrayLike | Mapping, C: ArrayLike | None = None, D: ArrayLike | N
             method: str = "plefka2_t", order: int | None = None, *, m_prev: ArrayLike | None = None,
             C_prev: ArrayLike | None = None, D_prev: ArrayLike | None = None, solver: str = "moment-matching",
             tol: float = 1e-9, max_iter: int = 2000, device: str = "cpu", dtype: Any = torch.float64,
-            warn: bool = True) -> InverseResult:
+            warn: bool = True, root_tol: float | None = None, root_max_iter: int = 100) -> InverseResult:
     """Infer fields and couplings of a kinetic Ising network from its measured moments.
 
     Parameters
@@ -260,6 +268,10 @@ def inverse(m: ArrayLike | Mapping, C: ArrayLike | None = None, D: ArrayLike | N
     warn : bool
         Emit a :class:`~spikefield.errors.ConvergenceWarning` on failure (the result always
         carries ``converged``).
+    root_tol, root_max_iter : float, int
+        Tolerance and cap of the inner self-consistency solves of each forward evaluation
+        (``root_tol=None``: 1e-14 in float64, 1e-6 in float32, as in :func:`forward`). A failed
+        inner solve at the returned parameters makes the fit ``converged=False``.
 
     Returns
     -------
@@ -293,7 +305,9 @@ def inverse(m: ArrayLike | Mapping, C: ArrayLike | None = None, D: ArrayLike | N
     nodes, weights = gauss_hermite_rule(64)
     quadrature = (torch.as_tensor(nodes, dtype=dt, device=dev), torch.as_tensor(weights, dtype=dt, device=dev))
     preconditioner = torch.diag(1.0 - tensors["m_p"] ** 2) if name in ("nmf", "tap") else tensors["C_p"]
-    objective = _Objective(name, order, tensors, preconditioner, quadrature)
+    root_tol = default_tol(dt) if root_tol is None else positive_float(root_tol, "root_tol")
+    objective = _Objective(name, order, tensors, preconditioner, quadrature, root_tol,
+                           positive_int(root_max_iter, "root_max_iter"))
     if solver == "closed":
         objective(objective.from_params(torch.as_tensor(h0, dtype=dt, device=dev),
                                         torch.as_tensor(J0, dtype=dt, device=dev)).detach().cpu().numpy())
@@ -302,6 +316,12 @@ def inverse(m: ArrayLike | Mapping, C: ArrayLike | None = None, D: ArrayLike | N
         h, J, n_iter, message = _moment_matching(objective, h0, J0, tol, max_iter)
         converged = max(objective.worst) <= tol
         result = InverseResult(h, J, name, order, solver, converged, n_iter, *objective.worst, message)
+    result.root_report = objective.report
+    if not objective.report.converged:
+        # The residuals were measured at an unconverged root: the fit cannot be trusted either.
+        result.converged = False
+        result.message += (f"; the inner self-consistency solve did not reach root_tol={root_tol:g} within "
+                           f"root_max_iter={objective.root_max_iter} (residual {objective.report.max_residual:.1e})")
     if warn and not result.converged:
         warnings.warn(f"inverse(method={name!r}, solver={solver!r}) did not converge: residuals "
                       f"m {result.residual_m:.1e}, D {result.residual_D:.1e} after {result.n_iter} iterations "

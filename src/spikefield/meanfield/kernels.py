@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import torch
 
 from .quadrature import gaussian_expectation, hermite_coefficients, mehler_expectation, reference_pair_expectation
-from .solvers import RootReport, solve_tap_field, solve_tap_magnetisation
+from .solvers import RootReport, solve_tap_field, solve_tap_magnetisation, tanh_into
 
-__all__ = ["StepSettings", "StepOutput", "KERNELS"]
+__all__ = ["StepSettings", "StepOutput", "KERNELS", "tap_delayed", "plefka_t_delayed", "conditioned_fields",
+           "plefka2_delayed_terms", "plefka2_delayed_output"]
 
 
 @dataclass
@@ -47,12 +48,68 @@ def _set_diagonal(C: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return C
 
 
+# ------------------------------------------------------------------ formulas shared with predict.py
+# Out-of-place and autograd-safe: the inverse problem differentiates them in (h, J).
+def tap_delayed(A: torch.Tensor, J: torch.Tensor, A_p: torch.Tensor, m: torch.Tensor,
+                m_p: torch.Tensor) -> torch.Tensor:
+    """TAP ``D_il = A_i J_il A_p,l (1 + 2 J_il m_i m_p,l)``, as ``J ∘ (A⊗A_p + J ∘ (2Am ⊗ A_p m_p))``."""
+    return J * torch.addcmul(torch.outer(A, A_p), J, torch.outer(2.0 * A * m, A_p * m_p))
+
+
+def plefka_t_delayed(A: torch.Tensor, JC: torch.Tensor, J: torch.Tensor, m: torch.Tensor,
+                     m_p: torch.Tensor) -> torch.Tensor:
+    """Plefka[t] order 2 ``D_il = A_i (J C_p)_il (1 + 2 m_i J_il m_p,l)``."""
+    return JC * torch.addcmul(A[:, None], J, torch.outer(2.0 * A * m, m_p))
+
+
+def conditioned_fields(g: torch.Tensor, coupling: torch.Tensor, m_p: torch.Tensor) -> torch.Tensor:
+    """``H[s, i, l] = g_i + coupling_il (s − m_p,l)`` for the conditioning spin ``s = −1, +1`` (2 × N × N)."""
+    shifts = torch.stack([-1.0 - m_p, 1.0 - m_p])
+    return torch.addcmul(g[None, :, None], coupling[None], shifts[:, None, :])
+
+
+def plefka2_delayed_terms(J: torch.Tensor, JC: torch.Tensor, M_diag: torch.Tensor, C_p: torch.Tensor,
+                          D_p: torch.Tensor, JDJ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coupling ``Δ_il`` to the conditioned spin and remaining variance ``V_il`` of Plefka2[t] order 2.
+
+    ``Δ = J + Σ_{j≠l} J_ij (D_p Jᵀ)_jl``: the j = l term of ``(J D_p Jᵀ)_il`` is ``J_il r_l`` with
+    ``r_l = Σ_k J_lk D_p,lk``. ``V_il = M_ii − 2 J_il (J C_p)_il + J_il² C_p,ll``.
+    """
+    row = torch.linalg.vecdot(J, D_p)
+    delta = JDJ + J * (1.0 - row)[None, :]
+    variance = torch.addcmul(M_diag[:, None], J, JC, value=-2.0) + J * J * C_p.diagonal()[None, :]
+    return delta, variance
+
+
+def plefka2_delayed_output(tanh_pair: torch.Tensor, m_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m_i`` and ``D_il`` from ``tanh θ_il(s_l = ∓1)`` (``tanh_pair[0]``: s = −1, ``[1]``: s = +1).
+
+    With ``P(s_l = ±1) = (1 ± m_p,l)/2``: ``m_i = mean_l Σ_s P(s) tanh θ_il(s)`` and
+    ``D_il = Σ_s s P(s) tanh θ_il(s) − m_il m_p,l = A_p,l (tanh θ_il(+1) − tanh θ_il(−1)) / 2``.
+    """
+    size = m_p.numel()
+    m = (tanh_pair[1] @ (1.0 + m_p) + tanh_pair[0] @ (1.0 - m_p)) / (2.0 * size)
+    return m, (tanh_pair[1] - tanh_pair[0]) * ((1.0 - m_p * m_p) / 2.0)[None, :]
+
+
+# ------------------------------------------------------------------ one step of each method
 def step_nmf(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
              settings: StepSettings) -> StepOutput:
     """Plefka[t−1,t] order 1 (naive mean field): ``m = tanh g``, ``C = diag(A)``, ``D = A J A_p``."""
     m = torch.tanh(h + J @ m_p)
     A, A_p = 1.0 - m * m, 1.0 - m_p * m_p
-    return StepOutput(m, torch.diag(A), A[:, None] * J * A_p[None, :])
+    return StepOutput(m, torch.diag(A), J * torch.outer(A, A_p))
+
+
+def _tap_covariance(J: torch.Tensor, A: torch.Tensor, A_p: torch.Tensor) -> torch.Tensor:
+    """``C_ik = A_i A_k (J diag(A_p) Jᵀ)_ik = (X Xᵀ)_ik`` with ``X = diag(A) J diag(√A_p)``.
+
+    A BLAS ``syrk`` (half the flops) was measured against this on the 2-core benchmark machine and
+    not adopted: SciPy's OpenBLAS threads and torch's OpenMP threads then compete for the cores
+    (a 10x slowdown under load), and with one thread it was no faster than torch's product.
+    """
+    X = J * torch.outer(A, A_p.clamp_min(0.0).sqrt())
+    return X @ X.T
 
 
 def step_tap(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
@@ -66,10 +123,7 @@ def step_tap(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Ten
     m, report = solve_tap_magnetisation(h + J @ m_p, (J * J) @ A_p, m_p, tol=settings.tol,
                                         max_iter=settings.max_iter)
     A = 1.0 - m * m
-    C = (J * A_p[None, :]) @ J.T
-    C.mul_(A[:, None]).mul_(A[None, :])
-    D = A[:, None] * J * A_p[None, :] * (1.0 + 2.0 * J * m[:, None] * m_p[None, :])
-    return StepOutput(m, _set_diagonal(C, A), D, report)
+    return StepOutput(m, _set_diagonal(_tap_covariance(J, A, A_p), A), tap_delayed(A, J, A_p, m, m_p), report)
 
 
 def step_plefka_t(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
@@ -84,13 +138,12 @@ def step_plefka_t(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torc
     if settings.order == 1:
         m = torch.tanh(g)
         A = 1.0 - m * m
-        return StepOutput(m, torch.diag(A), A[:, None] * JC)
+        return StepOutput(m, torch.diag(A), JC.mul_(A[:, None]))
     M = JC @ J.T
     m, report = solve_tap_magnetisation(g, M.diagonal(), m_p, tol=settings.tol, max_iter=settings.max_iter)
     A = 1.0 - m * m
-    C = M.mul_(A[:, None]).mul_(A[None, :])
-    D = A[:, None] * JC * (1.0 + 2.0 * J * m[:, None] * m_p[None, :])
-    return StepOutput(m, _set_diagonal(C, A), D, report)
+    C = M.mul_(torch.outer(A, A))
+    return StepOutput(m, _set_diagonal(C, A), plefka_t_delayed(A, JC, J, m, m_p), report)
 
 
 def step_plefka_t1(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
@@ -110,13 +163,11 @@ def step_plefka_t1(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: tor
     variance = (J * JA).sum(dim=1)
     nodes, weights = settings.nodes, settings.weights
     m, a = gaussian_expectation(g, variance, nodes, weights)
-    D = a[:, None] * (J @ C_p)
-    if settings.quadrature == "reference-2021":
-        cross = (J @ C_p) @ J.T
-    else:
-        cross = JA @ J.T
+    JC = J @ C_p
+    cross = JC @ J.T if settings.quadrature == "reference-2021" else JA @ J.T
+    D = JC.mul_(a[:, None])
     inv_sd = torch.where(variance > 0, variance.clamp_min(1e-300).rsqrt(), torch.zeros_like(variance))
-    rho = (cross * inv_sd[:, None] * inv_sd[None, :]).clamp_(-1.0, 1.0)
+    rho = cross.mul_(torch.outer(inv_sd, inv_sd)).clamp_(-1.0, 1.0)
     error = 0.0
     if settings.quadrature == "gauss-hermite":
         coefficients, second = hermite_coefficients(g, variance, nodes, weights, settings.hermite_terms)
@@ -125,67 +176,47 @@ def step_plefka_t1(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: tor
         joint = reference_pair_expectation(g, variance, rho, nodes, weights,
                                            one_dimensional=settings.quadrature == "reference-2021")
         joint = torch.triu(joint, 1) + torch.triu(joint, 1).T  # the reference fills i<k and mirrors
-    C = joint - torch.outer(m, m)
+    C = joint.sub_(torch.outer(m, m))
     return StepOutput(m, _set_diagonal(C, 1.0 - m * m), D, quadrature_error=error)
 
 
-def _plefka2_delayed(g: torch.Tensor, J: torch.Tensor, JC: torch.Tensor, M: torch.Tensor, m_p: torch.Tensor,
-                     C_p: torch.Tensor, D_p: torch.Tensor,
-                     settings: StepSettings) -> tuple[torch.Tensor, torch.Tensor, RootReport]:
-    """D-branch of Plefka2[t]: condition on ``s_l,t−1 = ±1`` (PHYSICS.md §2.4)."""
-    if settings.order == 2:
-        JDJ = (J @ D_p) @ J.T
-        # Σ_{j≠l} J_ij (D_p Jᵀ)_jl: remove the j = l term of (J D_p Jᵀ)_il.
-        delta = J + JDJ - J * (J * D_p).sum(dim=1)[None, :]
-        variance = M.diagonal()[:, None] - 2.0 * J * JC + J * J * C_p.diagonal()[None, :]
-    else:
-        # Order 1 keeps only the direct link: θ = g_i + J_il (s_l − m_l), no Onsager term.
-        delta, variance = J, torch.zeros_like(J)
-    spins = torch.tensor([-1.0, 1.0], dtype=J.dtype, device=J.device)[:, None, None]
-    field = g[None, :, None] + delta[None] * (spins - m_p[None, None, :])
-    if settings.order == 2:
-        theta, report = solve_tap_field(field, variance[None], tol=settings.tol, max_iter=settings.max_iter)
-    else:
-        theta, report = field, RootReport(True, 0, 0.0)
-    prob = (1.0 + spins * m_p[None, None, :]) / 2.0
-    value = torch.tanh(theta) * prob
-    m_cond = value.sum(dim=0)
-    D = (value * spins).sum(dim=0) - m_cond * m_p[None, :]
-    return m_cond.mean(dim=1), D, report
-
-
-def _plefka2_equal_time(g: torch.Tensor, M: torch.Tensor, m: torch.Tensor, m_p: torch.Tensor,
-                        settings: StepSettings) -> tuple[torch.Tensor, RootReport]:
-    """C-branch of Plefka2[t] (order 2): condition on ``s_k,t = ±1``.
-
-    Like the reference, the conditioning spin is centred on and weighted by ``m_p`` (the previous
-    step's magnetisation; PHYSICS.md anomaly 2): identical at stationarity.
-    """
-    spins = torch.tensor([-1.0, 1.0], dtype=M.dtype, device=M.device)[:, None, None]
-    centred = spins - m_p[None, None, :]
-    field = g[None, :, None] + M[None] * centred
-    theta, report = solve_tap_field(field, M.diagonal()[None, :, None], tol=settings.tol, max_iter=settings.max_iter)
-    C = (torch.tanh(theta) * centred * (1.0 + spins * m_p[None, None, :]) / 2.0).sum(dim=0)
-    C = 0.5 * (C + C.T)
-    return _set_diagonal(C, 1.0 - m * m), report
+def _conditioned_tanh(g: torch.Tensor, coupling: torch.Tensor, m_p: torch.Tensor, variance: torch.Tensor | None,
+                      settings: StepSettings) -> tuple[torch.Tensor, RootReport]:
+    """``tanh θ_s`` (2 × N × N) with ``θ_s = H_s − V tanh θ_s`` (``V = None``: ``θ_s = H_s``)."""
+    field = conditioned_fields(g, coupling, m_p)
+    if variance is None:
+        return tanh_into(field, field), RootReport(True, 0, 0.0)
+    _, value, report = solve_tap_field(field, variance, tol=settings.tol, max_iter=settings.max_iter)
+    return value, report
 
 
 def step_plefka2_t(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
                    settings: StepSettings) -> StepOutput:
     """Plefka2[t]: pairwise reference model (the 2021 paper's new method), orders 1 and 2.
 
-    Order 2 is PHYSICS.md §2.4. Order 1 (broken in the reference) keeps one link exactly and drops
-    every second-order term: ``θ_il(s_l) = g_i + J_il (s_l − m_p,l)`` for D and m, ``C`` diagonal
-    (equal-time covariances are second order in J).
+    Order 2 is PHYSICS.md §2.4: the D-branch conditions on ``s_l,t−1 = ±1``, the C-branch on
+    ``s_k,t = ±1``; like the reference, the C-branch's conditioning spin is centred on and
+    weighted by ``m_p`` (PHYSICS.md anomaly 2; identical at stationarity), which gives
+    ``C_ik = A_p,k (tanh θ_ik(+1) − tanh θ_ik(−1)) / 2``, then symmetrised. Order 1 (broken in the
+    reference) keeps one link exactly and drops every second-order term:
+    ``θ_il(s_l) = g_i + J_il (s_l − m_p,l)`` for D and m, ``C`` diagonal (equal-time covariances
+    are second order in J).
     """
     g = h + J @ m_p
-    JC = J @ C_p
-    M = JC @ J.T if settings.order == 2 else None
-    m, D, report = _plefka2_delayed(g, J, JC, M, m_p, C_p, D_p, settings)
     if settings.order == 1:
+        pair, report = _conditioned_tanh(g, J, m_p, None, settings)
+        m, D = plefka2_delayed_output(pair, m_p)
         return StepOutput(m, torch.diag(1.0 - m * m), D, report)
-    C, report_c = _plefka2_equal_time(g, M, m, m_p, settings)
-    return StepOutput(m, C, D, report.merge(report_c))
+    JC = J @ C_p
+    M = JC @ J.T
+    M_diag = M.diagonal()
+    delta, variance = plefka2_delayed_terms(J, JC, M_diag, C_p, D_p, (J @ D_p) @ J.T)
+    pair, report = _conditioned_tanh(g, delta, m_p, variance, settings)
+    m, D = plefka2_delayed_output(pair, m_p)
+    pair, report_c = _conditioned_tanh(g, M, m_p, M_diag[:, None], settings)
+    C = pair[1].sub_(pair[0]).mul_(((1.0 - m_p * m_p) / 2.0)[None, :])
+    C = torch.add(C, C.T).mul_(0.5)
+    return StepOutput(m, _set_diagonal(C, 1.0 - m * m), D, report.merge(report_c))
 
 
 KERNELS = {"nmf": step_nmf, "tap": step_tap, "plefka_t": step_plefka_t, "plefka_t1": step_plefka_t1,

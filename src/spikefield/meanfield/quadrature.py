@@ -115,9 +115,9 @@ def mehler_expectation(coefficients: torch.Tensor, second_moment: torch.Tensor,
     # Horner's scheme in ρ: Σ_n ρ^n a_in a_kn without forming N² x K intermediates.
     total = torch.outer(coefficients[:, n_terms], coefficients[:, n_terms])
     for n in range(n_terms - 1, -1, -1):
-        total.mul_(rho).add_(torch.outer(coefficients[:, n], coefficients[:, n]))
+        total.mul_(rho).addr_(coefficients[:, n], coefficients[:, n])  # in-place rank-1 update, no temporary
     tail = (second_moment - (coefficients * coefficients).sum(dim=1)).clamp_min(0).sqrt()
-    bound = rho.abs().pow(n_terms + 1) * torch.outer(tail, tail)
+    bound = rho.abs().pow_(n_terms + 1).mul_(torch.outer(tail, tail))
     bound.fill_diagonal_(0.0)
     return total, float(bound.max()) if bound.numel() else 0.0
 

@@ -3,15 +3,22 @@
 The reference scripts solve these with unbounded ``while`` loops (PHYSICS.md anomaly 3). Here every
 solve stops after ``max_iter`` iterations and reports whether it met ``tol``, so a forward run can
 say which steps did not converge instead of hanging.
+
+Default tolerances depend on the precision (:func:`default_tol`): ``1e-14`` in float64 and
+``1e-6`` (about 8 float32 ulps at 1) in float32, whose rounding cannot reach ``1e-14``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["RootReport", "solve_tap_magnetisation", "solve_tap_field"]
+__all__ = ["RootReport", "default_tol", "tanh_into", "solve_tap_magnetisation", "solve_tap_field"]
+
+# Root tolerance per precision: a few ulps of a unit-size quantity (float32 ulp at 1 is 1.2e-7).
+DEFAULT_TOL = {torch.float64: 1e-14, torch.float32: 1e-6}
 
 
 @dataclass
@@ -26,6 +33,39 @@ class RootReport:
         """The worst of two reports (for summaries over steps)."""
         return RootReport(self.converged and other.converged, max(self.n_iter, other.n_iter),
                           max(self.max_residual, other.max_residual))
+
+
+def default_tol(dtype: torch.dtype) -> float:
+    """Default root tolerance for ``dtype``: 1e-14 (float64) or 1e-6 (float32).
+
+    Examples
+    --------
+    >>> default_tol(torch.float32)
+    1e-06
+    """
+    return DEFAULT_TOL.get(dtype, 1e-14)
+
+
+def tanh_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = tanh(x)`` (same shape and dtype); returns ``out``.
+
+    On CPU this goes through NumPy's SIMD ``tanh``, measured 3x (float64) to 7x (float32) faster
+    than torch's CPU ``tanh`` on the benchmark machine; elsewhere, or when autograd is involved,
+    it is ``torch.tanh``.
+    """
+    if x.device.type == "cpu" and not (x.requires_grad or out.requires_grad):
+        np.tanh(x.numpy(), out=out.numpy())
+    else:
+        torch.tanh(x, out=out)
+    return out
+
+
+def _max_abs(x: torch.Tensor) -> float:
+    """``max |x|`` in one pass without an ``abs`` temporary (0 for an empty tensor)."""
+    if not x.numel():
+        return 0.0
+    low, high = torch.aminmax(x)
+    return max(-float(low), float(high))
 
 
 def solve_tap_magnetisation(field: torch.Tensor, variance: torch.Tensor, start: torch.Tensor, *,
@@ -49,7 +89,7 @@ def solve_tap_magnetisation(field: torch.Tensor, variance: torch.Tensor, start: 
     value = torch.tanh(field - x * variance)
     residual = value - x
     for iteration in range(max_iter + 1):
-        worst = float(residual.abs().max()) if residual.numel() else 0.0
+        worst = _max_abs(residual)
         if worst <= tol:
             return x, RootReport(True, iteration, worst)
         if iteration == max_iter:
@@ -62,29 +102,38 @@ def solve_tap_magnetisation(field: torch.Tensor, variance: torch.Tensor, start: 
 
 
 def solve_tap_field(field: torch.Tensor, variance: torch.Tensor, *, tol: float = 1e-14,
-                    max_iter: int = 100) -> tuple[torch.Tensor, RootReport]:
+                    max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor, RootReport]:
     """Solve ``θ = H − V tanh θ`` element-wise by Newton's method (Plefka2[t]), starting at ``θ = H``.
 
     ``θ`` is the effective field of neuron i given one conditioned spin; ``V`` is the variance of
-    the remaining input. For ``V >= 0`` the root is unique.
+    the remaining input. For ``V >= 0`` the root is unique. The residual ``θ − H + V tanh θ`` is
+    in units of the field, so the stopping rule is ``max |residual| <= tol · max(1, max |H|)``:
+    a field of size 8 cannot be resolved below its own float32 rounding (5e-7).
+
+    Returns
+    -------
+    theta, tanh_theta : tensors
+        The root and ``tanh`` of it (which the solver has computed anyway).
+    report : RootReport
     """
     # In-place updates on preallocated buffers: large temporaries would each be a fresh mmap
     # (page faults) on CPU, which dominated the cost of Plefka2[t] at N = 512.
     theta = field.clone()
-    value = torch.tanh(theta)
-    residual = theta - field
-    residual.addcmul_(value, variance)
+    value = tanh_into(theta, torch.empty_like(theta))
+    residual = torch.mul(value, variance)  # θ − H vanishes at the start
     slope = torch.empty_like(theta)
+    variance_plus_one = variance + 1.0
+    threshold = tol * max(1.0, _max_abs(field))
     for iteration in range(max_iter + 1):
-        worst = float(residual.abs().max()) if residual.numel() else 0.0
-        if worst <= tol:
-            return theta, RootReport(True, iteration, worst)
+        worst = _max_abs(residual)
+        if worst <= threshold:
+            return theta, value, RootReport(True, iteration, worst)
         if iteration == max_iter:
             break
+        # slope = 1 + V (1 − tanh²θ), in two passes
         torch.mul(value, value, out=slope)
-        slope.neg_().add_(1.0).mul_(variance).add_(1.0)
+        torch.addcmul(variance_plus_one, variance, slope, value=-1.0, out=slope)
         theta.sub_(residual.div_(slope))
-        torch.tanh(theta, out=value)
-        torch.sub(theta, field, out=residual)
-        residual.addcmul_(value, variance)
-    return theta, RootReport(False, max_iter, worst)
+        tanh_into(theta, value)
+        torch.sub(theta, field, out=residual).addcmul_(value, variance)
+    return theta, value, RootReport(False, max_iter, worst)

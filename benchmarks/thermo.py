@@ -47,39 +47,54 @@ def diluted_couplings(n: int, k: int = 6, seed: int = 0) -> np.ndarray:
 
 
 def timed(function, repeats: int):
-    times, result = [], None
+    """Result, min and median wall time over repeats, and the min process (CPU) time, in seconds."""
+    times, cpu, result = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = function()
         times.append(time.perf_counter() - start)
-    return result, min(times), statistics.median(times)
+        cpu.append(time.process_time() - start_cpu)
+    return result, min(times), statistics.median(times), min(cpu)
 
 
-def section_multipartite(quick: bool) -> None:
+def section_multipartite(quick: bool, betas: tuple[float, ...] | None = None, compare_lbfgs: bool = False) -> None:
     n_samples = 30_000 if quick else 1_000_000
-    betas = (1.35,) if quick else (0.5, 1.0, 1.35, 2.0, 2.5, 4.0)
+    betas = betas or ((1.35,) if quick else (0.5, 1.0, 1.35, 2.0, 2.5, 4.0))
     repeats = 1 if quick else 2
     J = diluted_couplings(100, seed=0)
-    print(f"\n[1] multipartite spin model, N=100, k=6, {n_samples:.0e} samples, 70/20/10 contiguous split")
-    print("beta   Sigma    Sg/S    Newton/S  TUR/S   R2(asym)  fit64 min/med (s)  fit32 min/med (s)  "
-          "ref45s/fit32  iters  sim (s)")
+    print(f"\n[1] multipartite spin model, N=100, k=6, {n_samples:.0e} samples, 70/20/10 contiguous split, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("beta   Sigma    Sg/S    Newton1/S  TUR/S   R2(asym)  bfgs32 wall min/med, cpu (s)  iters  "
+          "ref45s/bfgs32  sim (s)")
     for beta in betas:
         start = time.perf_counter()
         S, F = sequential_glauber(J, n_samples, beta=beta, n_chains=1000 if quick else 5000,
                                   warmup_sweeps=10 if quick else 20, seed=1)
         simulation = time.perf_counter() - start
         true, _ = sequential_entropy_production(J, S, beta=beta)
-        r64, min64, med64 = timed(lambda S=S, F=F: maxent_multipartite(S, F, baselines=False), repeats)
-        r32, min32, med32 = timed(lambda S=S, F=F: maxent_multipartite(S, F, baselines=False,
-                                                                       dtype=torch.float32), repeats)
+        r32, min32, med32, cpu32 = timed(lambda S=S, F=F: maxent_multipartite(S, F, baselines=False,
+                                                                             dtype=torch.float32), repeats)
         full = maxent_multipartite(S, F, baselines=True, dtype=torch.float32)
         upper = np.triu_indices(100, 1)
-        theta = r64.multipliers
+        theta = r32.multipliers
         r2 = np.corrcoef((theta - theta.T)[upper], (beta * (J - J.T))[upper])[0, 1] ** 2
-        print(f"{beta:4.2f}  {true:7.4f}  {r64.ep / true:6.3f}  {full.ep_newton / true:7.3f}  {full.ep_tur / true:6.3f}"
-              f"  {r2:7.3f}   {min64:6.1f} / {med64:6.1f}     {min32:6.1f} / {med32:6.1f}      "
-              f"{REFERENCE_SECONDS_PER_BETA / min32:6.1f}x   {r64.details['n_iter']:4d}  {simulation:6.1f}"
-              f"   (Sg32/Sg64 = {r32.ep / r64.ep:.4f})", flush=True)
+        print(f"{beta:4.2f}  {true:7.4f}  {r32.ep / true:6.4f}  {full.ep_newton / true:7.3f}  {full.ep_tur / true:6.3f}"
+              f"  {r2:7.4f}   {min32:7.1f} / {med32:7.1f}, {cpu32:7.1f}          {r32.details['n_iter']:4d}  "
+              f"{REFERENCE_SECONDS_PER_BETA / min32:6.1f}x        {simulation:6.1f}   stops {stop_counts(r32)}",
+              flush=True)
+        if compare_lbfgs or quick:
+            r64, t64, _, c64 = timed(lambda S=S, F=F: maxent_multipartite(S, F, baselines=False), 1)
+            lb, tlb, _, clb = timed(lambda S=S, F=F: maxent_multipartite(S, F, baselines=False, optimizer="lbfgs",
+                                                                        dtype=torch.float32), 1)
+            print(f"      bfgs float64: Sg/S {r64.ep / true:.4f} ({t64:.1f} s wall, {c64:.1f} s cpu, "
+                  f"{r64.details['n_iter']} iterations; Sg32/Sg64 = {r32.ep / r64.ep:.5f}); "
+                  f"L-BFGS float32: Sg/S {lb.ep / true:.4f} ({tlb:.1f} s wall, {clb:.1f} s cpu, "
+                  f"{lb.details['n_iter']} iterations, stops {stop_counts(lb)})", flush=True)
+
+
+def stop_counts(result) -> dict[str, int]:
+    names, counts = np.unique(result.details["stopped_by"].astype(str), return_counts=True)
+    return {str(k): int(v) for k, v in zip(names, counts, strict=True)}
 
 
 def section_parallel(quick: bool) -> None:
@@ -91,7 +106,7 @@ def section_parallel(quick: bool) -> None:
     for beta in betas:
         X = sf.simulate.kinetic_ising(np.zeros(n), beta * J, steps // 100, n_trials=100, burn_in=100, seed=3)
         true = entropy_production((np.zeros(n), beta * J), X).ep_per_bin
-        contiguous, t_min, _ = timed(lambda X=X: entropy_production(None, X, method="maxent"), 1)
+        contiguous, t_min, _, _ = timed(lambda X=X: entropy_production(None, X, method="maxent"), 1)
         shuffled = entropy_production(None, X, method="maxent", split="random")
         print(f"{beta:4.2f}  {true:9.4f}  {contiguous.ep_per_bin / true:11.3f}  {shuffled.ep_per_bin / true:12.3f}"
               f"  {contiguous.details['ln_n_test']:8.2f}  {contiguous.details['capped']!s:6}  "
@@ -102,7 +117,7 @@ def section_model_based(quick: bool) -> None:
     n_trials = 16 if quick else 64
     h, J = sf.simulate.sk_couplings(512, J0=1.0, Js=0.5, H0=0.0, beta=1.0, seed=0)
     X = sf.simulate.kinetic_ising(h, J, 400, n_trials=n_trials, burn_in=100, seed=1)
-    result, t_min, t_med = timed(lambda: entropy_production((h, J), X, form="stationary", device="cpu"), 3)
+    result, t_min, t_med, _ = timed(lambda: entropy_production((h, J), X, form="stationary", device="cpu"), 3)
     exact = asymmetric_sk(1.0).ep_per_spin
     print(f"\n[3] model-based EP, asymmetric SK N=512, beta=1, {X.n_transitions} transitions")
     print(f"sigma/N simulated {result.ep_per_bin / 512:.4f} +- {result.stderr / 512:.4f}, exact N->inf {exact:.4f}, "
@@ -117,7 +132,7 @@ def section_gpu() -> None:
     n = 1000
     J = diluted_couplings(n, k=20, seed=0) * 0.2
     X = sf.simulate.kinetic_ising(np.zeros(n), J, 10_000, n_trials=100, seed=0, device="cuda")
-    _, t_min, t_med = timed(lambda: entropy_production(None, X, method="maxent", device="cuda"), 2)
+    _, t_min, t_med, _ = timed(lambda: entropy_production(None, X, method="maxent", device="cuda"), 2)
     print(f"\n[4] GPU MaxEnt N={n}, {X.n_transitions} transitions: min/median {t_min:.1f}/{t_med:.1f} s")
 
 
@@ -125,11 +140,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes (< 2 min on 2 cores)")
     parser.add_argument("--sections", default="1234", help="which sections to run, e.g. '13'")
+    parser.add_argument("--betas", default=None, help="section 1's β values, e.g. '0.5,1.35,4'")
+    parser.add_argument("--compare-lbfgs", action="store_true",
+                        help="section 1: also fit with L-BFGS (float32) and Newton in float64 at every β")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
           f"python {sys.version.split()[0]}, quick={args.quick}")
     if "1" in args.sections:
-        section_multipartite(args.quick)
+        betas = tuple(float(b) for b in args.betas.split(",")) if args.betas else None
+        section_multipartite(args.quick, betas, args.compare_lbfgs)
     if "2" in args.sections:
         section_parallel(args.quick)
     if "3" in args.sections:

@@ -16,6 +16,7 @@ from .api import METHODS, entropy_production
 from .asymmetric_sk import AsymmetricSKResult, asymmetric_sk, critical_beta
 from .bounds import bound_entropy_production
 from .maxent import maxent_entropy_production, split_transitions
+from .meanfield_ep import meanfield_entropy_production
 from .model_based import model_entropy_production, transition_log_ratios
 from .multipartite import MultipartiteResult, maxent_multipartite, sequential_entropy_production, sequential_glauber
 from .tables import ep_by_condition, ep_vs_population_size
@@ -26,6 +27,7 @@ __all__ = [
     "entropy_production",
     "model_entropy_production",
     "maxent_entropy_production",
+    "meanfield_entropy_production",
     "bound_entropy_production",
     "transition_log_ratios",
     "split_transitions",

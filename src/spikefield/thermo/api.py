@@ -9,11 +9,12 @@ from ..raster import Raster
 from ._common import EntropyProductionResult
 from .bounds import bound_entropy_production
 from .maxent import maxent_entropy_production
+from .meanfield_ep import meanfield_entropy_production
 from .model_based import model_entropy_production
 
 __all__ = ["entropy_production", "METHODS"]
 
-METHODS = ("model", "maxent", "newton", "tur")
+METHODS = ("model", "meanfield", "maxent", "newton", "tur")
 
 
 def entropy_production(model: Any, raster: Raster, method: str = "model", **options: Any) -> EntropyProductionResult:
@@ -22,11 +23,14 @@ def entropy_production(model: Any, raster: Raster, method: str = "model", **opti
     Parameters
     ----------
     model : KineticIsing, object with ``h_``/``J_``, ``(h, J)`` tuple, or None
-        Needed for ``method="model"``; must be None for the model-free methods.
+        Needed for ``method="model"`` and ``"meanfield"``; must be None for the model-free methods.
     raster : Raster
         Binned activity (a spike = +1 spin); transitions never cross segment boundaries.
-    method : {"model", "maxent", "newton", "tur"}
+    method : {"model", "meanfield", "maxent", "newton", "tur"}
         ``"model"``: exact kinetic-Ising EP along the data (:func:`model_entropy_production`).
+        ``"meanfield"``: the model's stationary EP ``Σ (J−Jᵀ)_ij D_ij`` with D predicted by a
+        Plefka-family approximation, ``approximation="plefka2_t"`` by default
+        (:func:`meanfield_entropy_production`).
         ``"maxent"``: nonequilibrium-MaxEnt lower bound (:func:`maxent_entropy_production`).
         ``"newton"`` / ``"tur"``: cheaper, looser lower bounds (:func:`bound_entropy_production`).
     **options
@@ -50,10 +54,12 @@ def entropy_production(model: Any, raster: Raster, method: str = "model", **opti
     """
     if method not in METHODS:
         raise ValidationError(f"method must be one of {list(METHODS)}, got {method!r}.{did_you_mean(method, METHODS)}")
-    if method == "model":
+    if method in ("model", "meanfield"):
         if model is None:
-            raise ValidationError("method='model' needs a fitted model (KineticIsing, object with h_/J_, or (h, J)); "
-                                  "got None. Use method='maxent' to estimate the EP from the spikes alone.")
+            raise ValidationError(f"method={method!r} needs a fitted model (KineticIsing, object with h_/J_, or "
+                                  "(h, J)); got None. Use method='maxent' to estimate the EP from the spikes alone.")
+        if method == "meanfield":
+            return meanfield_entropy_production(model, raster, **options)
         return model_entropy_production(model, raster, **options)
     if model is not None:
         raise ValidationError(f"method={method!r} is model-free and takes model=None; got {type(model).__name__}.")

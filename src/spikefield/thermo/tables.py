@@ -16,10 +16,12 @@ from .api import METHODS, entropy_production
 
 __all__ = ["ep_by_condition", "ep_vs_population_size"]
 
+_MODEL_METHODS = ("model", "meanfield")  # methods that need model_factory
+
 
 def _estimate(raster: Raster, method: str, model_factory: Callable[[Raster], Any] | None,
               options: dict[str, Any]) -> dict[str, Any]:
-    model = model_factory(raster) if method == "model" else None
+    model = model_factory(raster) if method in _MODEL_METHODS else None
     result = entropy_production(model, raster, method=method, **options)
     row = result.summary()
     for key in ("converged", "capped", "stopped_by"):
@@ -46,10 +48,10 @@ def ep_by_condition(recording: Recording, bin_size: float, *, epochs: Sequence[s
         A column of ``recording.units`` (e.g. ``"area"``): EP of each group's units on their own.
     pairs : bool
         With ``by``: also the EP of the union of every pair of groups.
-    method : {"maxent", "newton", "tur", "model"}
+    method : {"maxent", "newton", "tur", "model", "meanfield"}
         Estimator (see :func:`entropy_production`).
     model_factory : callable, optional
-        For ``method="model"``: ``raster -> fitted model`` (e.g.
+        For ``method="model"`` or ``"meanfield"``: ``raster -> fitted model`` (e.g.
         ``lambda X: sf.KineticIsing().fit(X)``), called once per row. The model is fitted and
         evaluated on the same raster, so this EP is an in-sample value, biased upward (on
         hc-linear-track about 2x the held-out value at 10 ms); for held-out EP fit on
@@ -80,8 +82,8 @@ def ep_by_condition(recording: Recording, bin_size: float, *, epochs: Sequence[s
         raise ValidationError(f"recording must be a spikefield Recording, got {type(recording).__name__}.")
     if method not in METHODS:
         raise ValidationError(f"method must be one of {list(METHODS)}, got {method!r}.{did_you_mean(method, METHODS)}")
-    if method == "model" and model_factory is None:
-        raise ValidationError("method='model' needs model_factory (raster -> fitted model), got None.")
+    if method in _MODEL_METHODS and model_factory is None:
+        raise ValidationError(f"method={method!r} needs model_factory (raster -> fitted model), got None.")
     names = list(recording.epochs) if epochs is None else list(epochs)
     if not names:
         raise ValidationError(f"{recording.source}: the recording has no epochs; pass epochs=[...] or add epochs.")
@@ -152,8 +154,8 @@ def ep_vs_population_size(raster: Raster, sizes: Sequence[int], *, n_repeats: in
         raise ValidationError(f"sizes must lie between 2 and the number of units ({raster.n_units}); got {bad}.")
     if not isinstance(n_repeats, int | np.integer) or n_repeats < 1:
         raise ValidationError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
-    if method == "model" and model_factory is None:
-        raise ValidationError("method='model' needs model_factory (raster -> fitted model), got None.")
+    if method in _MODEL_METHODS and model_factory is None:
+        raise ValidationError(f"method={method!r} needs model_factory (raster -> fitted model), got None.")
     rng = np.random.default_rng(seed)
     rows = []
     for size in sizes:

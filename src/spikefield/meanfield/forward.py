@@ -34,8 +34,10 @@ class ForwardResult(Mapping):
     method, order : str, int
         The approximation used.
     converged : bool
-        Every self-consistency root solve met its tolerance (and, when ``stationary=True``, the
-        fixed-point iteration converged).
+        Every self-consistency root solve met its tolerance, every predicted C and D entry stayed
+        finite and in the physical range [−1, 1] (``extras["max_abs_moment"]`` holds the largest
+        |entry|; Plefka[t] can diverge near the critical point of small networks), and, when
+        ``stationary=True``, the fixed-point iteration converged.
     n_iter : int
         Largest number of Newton iterations any step needed.
     max_residual : float
@@ -188,6 +190,7 @@ def _run_transient(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple, 
     history = [torch.from_numpy(x) for x in (m_out, C_out, D_out)]
     report, quad_error = RootReport(True, 0, 0.0), 0.0
     m_p, C_p, D_p = state
+    largest = torch.zeros((), dtype=h.dtype, device=h.device)
     with torch.no_grad():
         for t in range(steps):
             out: StepOutput = kernel(h, J, m_p, C_p, D_p, settings)
@@ -195,15 +198,37 @@ def _run_transient(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple, 
             row = t if keep_history else 0
             for target, value in zip(history, (out.m, out.C, out.D), strict=True):
                 target[row].copy_(value)
+            # Kept on the device (no per-step sync); NaN propagates through torch.maximum.
+            largest = torch.maximum(largest, torch.maximum(out.C.abs().max(), out.D.abs().max()))
             m_p, C_p, D_p = out.m, out.C, out.D
+    _warn_unconverged(name, report, settings)
+    physical = _check_physical(name, float(largest))
+    if not keep_history:
+        m_out, C_out, D_out = m_out[0], C_out[0], D_out[0]
+    return ForwardResult(m_out, C_out, D_out, name, order, report.converged and physical, report.n_iter,
+                         report.max_residual, steps, quad_error, extras={"max_abs_moment": float(largest)})
+
+
+# Covariances of ±1 spins lie in [−1, 1]; the margin only absorbs rounding.
+_PHYSICAL_BOUND = 1.0 + 1e-6
+
+
+def _check_physical(name: str, largest: float) -> bool:
+    """False (with a warning) when a predicted C or D left [−1, 1] or is not finite."""
+    if np.isfinite(largest) and largest <= _PHYSICAL_BOUND:
+        return True
+    warnings.warn(f"forward({name!r}): the predicted covariances left the physical range |C|, |D| <= 1 "
+                  f"(largest |entry| {largest:.3g}); the approximation is unstable for these parameters "
+                  "(Plefka[t] can diverge near the critical point of small networks): use another method or "
+                  "check the couplings. The result is marked converged=False.", ConvergenceWarning, stacklevel=4)
+    return False
+
+
+def _warn_unconverged(name: str, report: RootReport, settings: StepSettings) -> None:
     if not report.converged:
         warnings.warn(f"forward({name!r}): a self-consistency solve did not reach tol={settings.tol:g} within "
                       f"max_iter={settings.max_iter} (largest residual {report.max_residual:.2e}); raise max_iter "
-                      "or check that the couplings are not extreme.", ConvergenceWarning, stacklevel=3)
-    if not keep_history:
-        m_out, C_out, D_out = m_out[0], C_out[0], D_out[0]
-    return ForwardResult(m_out, C_out, D_out, name, order, report.converged, report.n_iter, report.max_residual,
-                         steps, quad_error)
+                      "or check that the couplings are not extreme.", ConvergenceWarning, stacklevel=4)
 
 
 def _run_stationary(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple, settings: StepSettings, name: str,
@@ -226,6 +251,9 @@ def _run_stationary(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple,
                       f"stationary_tol={stationary_tol:g} after max_steps={max_steps}; the network may oscillate or "
                       "relax slowly (near a critical point): raise max_steps or use a transient run.",
                       ConvergenceWarning, stacklevel=3)
+    _warn_unconverged(name, report, settings)
+    largest = max(float(C_p.abs().max()), float(D_p.abs().max()))
+    physical = _check_physical(name, largest)
     return ForwardResult(m_p.cpu().numpy(), C_p.cpu().numpy(), D_p.cpu().numpy(), name, order,
-                         fixed and report.converged, report.n_iter, report.max_residual, n_steps, quad_error,
-                         stationary=True, extras={"change": change})
+                         fixed and report.converged and physical, report.n_iter, report.max_residual, n_steps,
+                         quad_error, stationary=True, extras={"change": change, "max_abs_moment": largest})

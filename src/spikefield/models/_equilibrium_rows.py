@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from . import _logistic
-from ._logistic import LossGrad
+from ._logistic import LossGrad, backtrack_step
 
 __all__ = ["RowObjective", "RowFit", "default_chunk_bins", "conditional_fields", "row_losses", "fit_rows",
            "mpf_loss_and_grad", "mpf_loss_only"]
@@ -351,10 +351,7 @@ def _backtrack(problem: _Problem, x: Tensor, value: Tensor, rows: Tensor, direct
         if not bool(pending.any()):
             break
         sub = torch.nonzero(pending).squeeze(1)
-        t, rise = step[sub], value_new[sub] - value_old[sub] - slope[sub] * step[sub]
-        t_next = -slope[sub] * t * t / (2 * rise)
-        t_next = torch.where(torch.isfinite(t_next), t_next, 0.5 * t)
-        t_next = torch.minimum(torch.maximum(t_next, 0.1 * t), 0.5 * t)
+        t_next = backtrack_step(step[sub], value_new[sub] - value_old[sub] - slope[sub] * step[sub], slope[sub])
         step[sub] = t_next
         x_new[sub] = x[rows[sub]] + t_next[:, None] * direction[sub]
         value_sub, grad_sub = problem.evaluate(x_new[sub], rows[sub])

@@ -332,10 +332,7 @@ def _backtrack(problem: _Problem, x: Tensor, objective: Tensor, rows: Tensor, di
         if not bool(pending.any()):
             break
         sub = torch.nonzero(pending).squeeze(1)
-        t, rise = step[sub], f_new[sub] - f_old[sub] - slope[sub] * step[sub]
-        t_next = -slope[sub] * t * t / (2 * rise)
-        t_next = torch.where(torch.isfinite(t_next), t_next, 0.5 * t)
-        t_next = torch.minimum(torch.maximum(t_next, 0.1 * t), 0.5 * t)
+        t_next = backtrack_step(step[sub], f_new[sub] - f_old[sub] - slope[sub] * step[sub], slope[sub])
         step[sub] = t_next
         x_new[sub] = x[rows[sub]] + t_next[:, None] * direction[sub]
         f_sub, g_sub, _ = problem.evaluate(x_new[sub], rows[sub])
@@ -411,3 +408,14 @@ def _fista(problem: _Problem, x: Tensor, curvature: Tensor, *, l1: float, max_it
         loss_curve.append(float((f_x + penalty(x, all_rows)).mean()))
     weights, bias = problem.natural(x, all_rows)
     return SolverResult(weights, bias, n_iter, converged, loss_curve, crit, problem.n_passes)
+
+
+def backtrack_step(step: torch.Tensor, rise: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """Next trial step of a per-row backtracking line search.
+
+    Minimiser of the quadratic through f(0), f'(0) = ``slope`` and f(step) (``rise`` is
+    f(step) − f(0) − slope·step), safeguarded to [0.1, 0.5]·step; halving where it is not finite.
+    """
+    t_next = -slope * step * step / (2 * rise)
+    t_next = torch.where(torch.isfinite(t_next), t_next, 0.5 * step)
+    return torch.minimum(torch.maximum(t_next, 0.1 * step), 0.5 * step)

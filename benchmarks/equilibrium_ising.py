@@ -27,7 +27,8 @@ Peers:
 Run ``OMP_NUM_THREADS=1 python benchmarks/equilibrium_ising.py --quick`` (about 2 min; on a shared,
 loaded machine one thread per process avoids OpenMP barrier stalls) or
 without ``--quick`` (full: N = 20, 50, 100; ConIII Pseudo at N = 100 takes minutes, enable it
-with ``--coniii-max-n 100``). A CUDA section runs only when CUDA is present.
+with ``--coniii-max-n 100``). ``--boltzmann`` runs only the Boltzmann-learning section (N = 20, 50,
+100, 100,000 samples; about 3 min with one thread). A CUDA section runs only when CUDA is present.
 """
 
 from __future__ import annotations
@@ -226,8 +227,7 @@ def section_pseudolikelihood(n: int, n_samples: int, repeats: int, *, plain: boo
         report("ConIII Pseudo", run_isolated("coniii", spins, "pseudo", timeout=timeout), J, ours)
 
 
-def section_methods(n: int, n_samples: int, boltzmann_iter: int, *, coniii_max_n: int, timeout: float,
-                    coniii_mpf: bool = True) -> None:
+def section_methods(n: int, n_samples: int, *, coniii_max_n: int, timeout: float, coniii_mpf: bool = True) -> None:
     print(f"\n== every method at N={n}, {n_samples} samples (load average {os.getloadavg()[0]:.1f}) ==", flush=True)
     _, J, X = simulate(n, n_samples, seed=10 + n)
     spins = X.to_spins()
@@ -235,7 +235,7 @@ def section_methods(n: int, n_samples: int, boltzmann_iter: int, *, coniii_max_n
     methods += ["pseudolikelihood", "mpf", "nmf", "tap", "sessak-monasson", "boltzmann"]
     walls = {}
     for method in methods:
-        kwargs = {"max_iter": boltzmann_iter, "seed": 0, "sweeps_per_iter": 2} if method == "boltzmann" else {}
+        kwargs = {"seed": 0} if method == "boltzmann" else {}
         walls[method] = report(method, run_isolated("spikefield", spins, method, timeout=timeout, **kwargs), J)
     if coniii_available() and n <= coniii_max_n:
         peers = (("pseudo", "pseudolikelihood"),) + ((("mpf", "mpf"),) if coniii_mpf else ())
@@ -243,6 +243,23 @@ def section_methods(n: int, n_samples: int, boltzmann_iter: int, *, coniii_max_n
         peers += (("enumerate", "exact"),) if n <= 20 else ()
         for method, ours in peers:
             report(f"ConIII {method}", run_isolated("coniii", spins, method, timeout=timeout), J, walls.get(ours))
+
+
+def section_boltzmann(n: int, n_samples: int, timeout: float) -> None:
+    """Boltzmann learning against pseudolikelihood on the data of :func:`section_methods`.
+
+    Rows: the defaults (Sessak–Monasson start, step 1/λ_max, 2000 updates of one sweep, Polyak
+    average, final check of 200 sweeps on fresh chains); a cold start (h = artanh m, J = 0); and
+    the previous default step 0.2 with the current update, which diverges once 0.2 > 2/λ_max.
+    """
+    print(f"\n== Boltzmann learning at N={n}, {n_samples} samples (load average {os.getloadavg()[0]:.1f}) ==",
+          flush=True)
+    _, J, X = simulate(n, n_samples, seed=10 + n)
+    spins = X.to_spins()
+    report("pseudolikelihood (reference)", run_isolated("spikefield", spins, "pseudolikelihood", timeout=timeout), J)
+    for label, kwargs in (("boltzmann (defaults)", {}), ("boltzmann init='independent'", {"init": "independent"}),
+                          ("boltzmann learning_rate=0.2", {"learning_rate": 0.2})):
+        report(label, run_isolated("spikefield", spins, "boltzmann", timeout=timeout, seed=0, **kwargs), J)
 
 
 def section_exact(n: int, n_samples: int, timeout: float) -> None:
@@ -287,21 +304,27 @@ def main() -> None:
                         help="largest N at which ConIII runs (its Pseudo takes minutes at N=100)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[20, 50, 100], help="N values of the full run")
     parser.add_argument("--timeout", type=float, default=600, help="time limit per fit, seconds")
+    parser.add_argument("--boltzmann", action="store_true",
+                        help="only the Boltzmann-learning section at --sizes (about 1.5 min per N=100, one thread)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
           f"ConIII {'available' if coniii_available() else 'not installed'}, "
           f"load average {os.getloadavg()[0]:.1f}")
+    if args.boltzmann:
+        for n in args.sizes:
+            section_boltzmann(n, 100_000, timeout=args.timeout)
+        return
     if args.quick:
         section_pseudolikelihood(100, 50_000, repeats=2, plain=False, coniii_max_n=20, timeout=args.timeout)
         section_exact(9, 20_000, timeout=args.timeout)
-        section_methods(12, 20_000, boltzmann_iter=100, coniii_max_n=12, timeout=args.timeout, coniii_mpf=False)
+        section_methods(12, 20_000, coniii_max_n=12, timeout=args.timeout, coniii_mpf=False)
     else:
         section_exact(9, 50_000, timeout=args.timeout)
         for n in args.sizes:
             section_pseudolikelihood(n, 50_000, repeats=3, plain=n <= 50, coniii_max_n=args.coniii_max_n,
                                      timeout=args.timeout)
         for n in args.sizes:
-            section_methods(n, 100_000, boltzmann_iter=300, coniii_max_n=args.coniii_max_n, timeout=args.timeout)
+            section_methods(n, 100_000, coniii_max_n=args.coniii_max_n, timeout=args.timeout)
     section_cuda()
 
 

@@ -39,6 +39,19 @@ def test_kinetic_ising_matches_transition_probabilities():
     assert agree == pytest.approx((1 + np.tanh(3.0)) / 2, abs=0.01)
 
 
+def test_kinetic_ising_can_record_the_initial_state():
+    h, J = sf.simulate.sk_couplings(6, seed=3)
+    plain = sf.simulate.kinetic_ising(h, J, 50, n_trials=4, init="ones", seed=2)
+    both = sf.simulate.kinetic_ising(h, J, 50, n_trials=4, init="ones", seed=2, record_initial=True)
+    assert both.n_bins == 4 * 51 and both.n_transitions == plain.n_transitions + 4
+    rows = both.to_numpy().reshape(4, 51, 6)
+    assert rows[:, 0].all()  # s_0 = +1 in every trial
+    # The same random stream: the remaining bins are exactly the plain simulation.
+    np.testing.assert_array_equal(rows[:, 1:].reshape(-1, 6), plain.to_numpy())
+    burnt = sf.simulate.kinetic_ising(h, J, 50, n_trials=4, burn_in=10, seed=2, record_initial=True)
+    assert burnt.n_bins == 4 * 51  # after burn-in the recorded "initial" bin is the state before step 1
+
+
 def test_equilibrium_ising_two_spins_exact():
     # Two coupled spins: <s1 s2> = tanh(J) with zero fields.
     J = np.array([[0.0, 0.8], [0.8, 0.0]])

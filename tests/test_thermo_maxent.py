@@ -109,7 +109,35 @@ def test_float32_matches_float64(parallel_runs):
     assert single.ep_per_bin == pytest.approx(double.ep_per_bin, rel=0.02)
 
 
+def test_hessian_vector_product_matches_finite_differences():
+    from spikefield.thermo.maxent import _Problem, _TransitionSet
+
+    h, J = sf.simulate.sk_couplings(8, J0=0.0, Js=1.0, H0=0.0, seed=0)
+    X = sf.simulate.kinetic_ising(h, J, 2000, n_trials=2, seed=1)
+    rows, _, _ = split_transitions(X)
+    problem = _Problem(_TransitionSet(X.to_spins(np.int8), rows, torch.device("cpu"), torch.float64, 1000), 8)
+    rng = np.random.default_rng(0)
+    theta, direction = 0.2 * rng.normal(size=28), rng.normal(size=28)
+    step = 1e-6
+    plus = problem.value_and_gradient(theta + step * direction)[1]
+    minus = problem.value_and_gradient(theta - step * direction)[1]
+    product = problem.hessian_vector(theta, direction)
+    np.testing.assert_allclose(product, (plus - minus) / (2 * step), atol=1e-7)
+    # The negated objective is convex: its Hessian (a covariance) is positive semidefinite.
+    assert direction @ product > 0
+
+
+def test_newton_cg_reaches_the_lbfgs_estimate(parallel_runs):
+    J, X, true, bound = parallel_runs[0.2]
+    newton = entropy_production(None, X, method="maxent", optimizer="newton-cg")
+    assert newton.details["converged"]
+    assert newton.details["n_iter"] < bound.details["n_iter"]
+    assert newton.ep_per_bin == pytest.approx(bound.ep_per_bin, abs=2 * bound.stderr)
+    assert 0.9 * true.ep_per_bin <= newton.ep_per_bin <= true.ep_per_bin + 2 * newton.stderr
+
+
 @pytest.mark.parametrize(("method", "options", "match"), [
+    ("maxent", {"optimizer": "newton"}, "optimizer must be one of"),
     ("maxent", {"split": "blocks"}, "split must be one of"),
     ("maxent", {"fractions": (0.5, 0.5)}, "fractions must be three positive numbers"),
     ("maxent", {"fractions": (0.7, 0.2, 0.2)}, "summing to 1"),

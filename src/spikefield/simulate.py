@@ -105,7 +105,7 @@ def _initial_state(init: ArrayLike | str | None, n_trials: int, n: int, gen: tor
 
 def kinetic_ising(h: ArrayLike, J: ArrayLike, n_steps: int, n_trials: int = 1, *,
                   seed: int | None = None, init: ArrayLike | str | None = None, burn_in: int = 0,
-                  bin_size: float = 1.0, device: str = "cpu",
+                  record_initial: bool = False, bin_size: float = 1.0, device: str = "cpu",
                   dtype: torch.dtype = torch.float64) -> Raster:
     """Sample parallel Glauber dynamics of a kinetic Ising network.
 
@@ -117,18 +117,24 @@ def kinetic_ising(h: ArrayLike, J: ArrayLike, n_steps: int, n_trials: int = 1, *
     h, J : arrays (N,), (N, N)
         Fields and couplings (β folded in).
     n_steps : int
-        Recorded steps per trial (after ``burn_in`` discarded steps).
+        Recorded steps per trial (after ``burn_in`` discarded steps). The first recorded bin is
+        the state after the first recorded update, not the initial state.
     n_trials : int
         Independent trajectories, each one segment of the returned Raster.
     init : None/'random', 'ones' or +-1 array
         Initial state (before burn-in).
+    record_initial : bool
+        Also record the state just before the first recorded update (the initial state when
+        ``burn_in=0``) as the first bin of each trial, so a transient from a given ``init`` keeps its
+        first transition: each trial then has ``n_steps + 1`` bins.
     bin_size : float
         Seconds per step, for the Raster's time axis.
 
     Returns
     -------
     Raster
-        ``n_trials * n_steps`` bins x N units (spike = +1), one segment per trial.
+        ``n_trials * n_steps`` bins (``n_trials * (n_steps + 1)`` with ``record_initial``) x N
+        units (spike = +1), one segment per trial.
     """
     h, J = _check_params(h, J)
     n_steps = _check_positive_int(n_steps, "n_steps")
@@ -139,16 +145,19 @@ def kinetic_ising(h: ArrayLike, J: ArrayLike, n_steps: int, n_trials: int = 1, *
     h_t = torch.as_tensor(h, device=dev, dtype=dtype)
     J_t = torch.as_tensor(J, device=dev, dtype=dtype)
     state = _initial_state(init, n_trials, h.size, gen, dev, dtype)
-    out = torch.empty((n_trials, n_steps, h.size), dtype=torch.bool, device=dev)
+    offset = int(bool(record_initial))
+    out = torch.empty((n_trials, n_steps + offset, h.size), dtype=torch.bool, device=dev)
     for step in range(burn_in + n_steps):
+        if offset and step == burn_in:
+            out[:, 0] = state > 0
         u = torch.addmm(h_t, state, J_t.T)
         p_up = torch.sigmoid(2.0 * u)
         spikes = torch.rand(p_up.shape, generator=gen, device=dev, dtype=dtype) < p_up
         state = spikes.to(dtype).mul_(2).sub_(1)
         if step >= burn_in:
-            out[:, step - burn_in] = spikes
-    data = out.reshape(n_trials * n_steps, h.size).cpu().numpy()
-    return Raster(data, bin_size, 0.0, segments=np.full(n_trials, n_steps))
+            out[:, step - burn_in + offset] = spikes
+    data = out.reshape(n_trials * (n_steps + offset), h.size).cpu().numpy()
+    return Raster(data, bin_size, 0.0, segments=np.full(n_trials, n_steps + offset))
 
 
 def equilibrium_ising(h: ArrayLike, J: ArrayLike, n_samples: int, *, n_chains: int = 100,

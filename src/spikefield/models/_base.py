@@ -139,6 +139,8 @@ def _jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):  # array-valued hyper-parameters (e.g. a user-given starting point)
+        return value.tolist()
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value

@@ -172,6 +172,8 @@ def forward(h: ArrayLike, J: ArrayLike, method: str = "plefka2_t", order: int | 
     J_t = torch.as_tensor(J_np, dtype=dt, device=dev)
     state = _initial_state(s0, h_np.size, dev, dt)
     kernel = KERNELS[name]
+    if name == "tap":
+        settings.J_squared = J_t * J_t
     if stationary:
         return _run_stationary(kernel, h_t, J_t, state, settings, name, order,
                                positive_float(stationary_tol, "stationary_tol"), positive_int(max_steps, "max_steps"))
@@ -199,7 +201,7 @@ def _run_transient(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple, 
             for target, value in zip(history, (out.m, out.C, out.D), strict=True):
                 target[row].copy_(value)
             # Kept on the device (no per-step sync); NaN propagates through torch.maximum.
-            largest = torch.maximum(largest, torch.maximum(out.C.abs().max(), out.D.abs().max()))
+            largest = torch.maximum(largest, torch.maximum(_max_abs_on_device(out.C), _max_abs_on_device(out.D)))
             m_p, C_p, D_p = out.m, out.C, out.D
     _warn_unconverged(name, report, settings)
     physical = _check_physical(name, float(largest))
@@ -222,6 +224,12 @@ def _check_physical(name: str, largest: float) -> bool:
                   "(Plefka[t] can diverge near the critical point of small networks): use another method or "
                   "check the couplings. The result is marked converged=False.", ConvergenceWarning, stacklevel=4)
     return False
+
+
+def _max_abs_on_device(x: torch.Tensor) -> torch.Tensor:
+    """``max |x|`` as a 0-d tensor (no device sync), without the N×N temporary of ``x.abs()``."""
+    low, high = torch.aminmax(x)
+    return torch.maximum(high, -low)
 
 
 def _warn_unconverged(name: str, report: RootReport, settings: StepSettings) -> None:

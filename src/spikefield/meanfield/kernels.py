@@ -30,6 +30,8 @@ class StepSettings:
     nodes: torch.Tensor | None = None
     weights: torch.Tensor | None = None
     hermite_terms: int = 24
+    # J ∘ J, constant over a run: set once by ``forward`` so TAP does not recompute it every step.
+    J_squared: torch.Tensor | None = None
 
 
 @dataclass
@@ -120,7 +122,8 @@ def step_tap(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Ten
     ``D_il = A_i J_il A_p,l (1 + 2 J_il m_i m_p,l)``.
     """
     A_p = 1.0 - m_p * m_p
-    m, report = solve_tap_magnetisation(h + J @ m_p, (J * J) @ A_p, m_p, tol=settings.tol,
+    J_squared = J * J if settings.J_squared is None else settings.J_squared
+    m, report = solve_tap_magnetisation(torch.addmv(h, J, m_p), J_squared @ A_p, m_p, tol=settings.tol,
                                         max_iter=settings.max_iter)
     A = 1.0 - m * m
     return StepOutput(m, _set_diagonal(_tap_covariance(J, A, A_p), A), tap_delayed(A, J, A_p, m, m_p), report)

@@ -147,6 +147,26 @@ def test_result_mapping_and_shapes():
         out["x"]
 
 
+@pytest.mark.parametrize(("method", "order"), [("nmf", 1), ("tap", 2), ("plefka_t", 1), ("plefka_t", 2),
+                                             ("plefka_t1", 1), ("plefka2_t", 1), ("plefka2_t", 2)])
+def test_every_output_path_gives_the_same_numbers(method, order):
+    # The kernels write C and D into history rows (CPU, full history) or alternating buffers
+    # (final step only, stationary runs): all paths must agree exactly, and no row may be rewritten.
+    h, J = sk_couplings(12, seed=3, beta=0.8)
+    full = forward(h, J, method=method, order=order, steps=9)
+    last = forward(h, J, method=method, order=order, steps=9, keep_history=False)
+    for key in ("m", "C", "D"):
+        np.testing.assert_array_equal(last[key], full[key][-1])
+    eight = forward(h, J, method=method, order=order, steps=8)
+    for key in ("m", "C", "D"):
+        np.testing.assert_array_equal(eight[key], full[key][:8])  # nothing later leaks into earlier rows
+    assert len({full["C"][t].tobytes() for t in range(9)}) == 9
+    fixed = forward(h, J, method=method, order=order, stationary=True, stationary_tol=1e-13)
+    long_run = forward(h, J, method=method, order=order, steps=400, keep_history=False)
+    np.testing.assert_allclose(fixed["C"], long_run["C"], atol=1e-11)
+    np.testing.assert_allclose(fixed["D"], long_run["D"], atol=1e-11)
+
+
 @pytest.mark.parametrize("size", [64, 128])
 @pytest.mark.parametrize(("method", "order"), METHODS)
 def test_float32_converges_and_agrees_with_float64(method, order, size):

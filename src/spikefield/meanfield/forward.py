@@ -193,16 +193,24 @@ def _run_transient(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple, 
     report, quad_error = RootReport(True, 0, 0.0), 0.0
     m_p, C_p, D_p = state
     largest = torch.zeros((), dtype=h.dtype, device=h.device)
+    # On the CPU the kernels write C and D straight into the history rows; otherwise (and without
+    # history) into two alternating device buffers, so a step never overwrites its own inputs.
+    direct = keep_history and h.device.type == "cpu"
+    alternating = None if direct else [_pair_like(J), _pair_like(J)]
     with torch.no_grad():
         for t in range(steps):
-            out: StepOutput = kernel(h, J, m_p, C_p, D_p, settings)
+            targets = (history[1][t], history[2][t]) if direct else alternating[t % 2]
+            out: StepOutput = kernel(h, J, m_p, C_p, D_p, settings, out=targets)
             report, quad_error = report.merge(out.report), max(quad_error, out.quadrature_error)
-            row = t if keep_history else 0
-            for target, value in zip(history, (out.m, out.C, out.D), strict=True):
-                target[row].copy_(value)
+            if keep_history:
+                for target, value in zip(history, (out.m, out.C, out.D), strict=True):
+                    _store(target[t], value)
             # Kept on the device (no per-step sync); NaN propagates through torch.maximum.
             largest = torch.maximum(largest, torch.maximum(_max_abs_on_device(out.C), _max_abs_on_device(out.D)))
             m_p, C_p, D_p = out.m, out.C, out.D
+    if not keep_history:
+        for target, value in zip(history, (m_p, C_p, D_p), strict=True):
+            target[0].copy_(value)
     _warn_unconverged(name, report, settings)
     physical = _check_physical(name, float(largest))
     if not keep_history:
@@ -226,6 +234,16 @@ def _check_physical(name: str, largest: float) -> bool:
     return False
 
 
+def _pair_like(J: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.empty_like(J), torch.empty_like(J)
+
+
+def _store(target: torch.Tensor, value: torch.Tensor) -> None:
+    """Copy ``value`` into ``target`` unless the kernel already wrote it there."""
+    if value.device != target.device or value.data_ptr() != target.data_ptr():
+        target.copy_(value)
+
+
 def _max_abs_on_device(x: torch.Tensor) -> torch.Tensor:
     """``max |x|`` as a 0-d tensor (no device sync), without the N×N temporary of ``x.abs()``."""
     low, high = torch.aminmax(x)
@@ -244,9 +262,10 @@ def _run_stationary(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple,
     report, quad_error, change = RootReport(True, 0, 0.0), 0.0, np.inf
     m_p, C_p, D_p = state
     n_steps = 0
+    alternating = [_pair_like(J), _pair_like(J)]  # a step never writes over its own inputs
     with torch.no_grad():
         for n_steps in range(1, max_steps + 1):  # noqa: B007 - n_steps is reported after the loop
-            out: StepOutput = kernel(h, J, m_p, C_p, D_p, settings)
+            out: StepOutput = kernel(h, J, m_p, C_p, D_p, settings, out=alternating[n_steps % 2])
             report, quad_error = report.merge(out.report), max(quad_error, out.quadrature_error)
             change = max(float((out.m - m_p).abs().max()), float((out.C - C_p).abs().max()),
                          float((out.D - D_p).abs().max()))

@@ -32,6 +32,20 @@ class StepSettings:
     hermite_terms: int = 24
     # J ∘ J, constant over a run: set once by ``forward`` so TAP does not recompute it every step.
     J_squared: torch.Tensor | None = None
+    # Scratch N×N tensors reused by every step of a run (see ``scratch``).
+    workspace: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def scratch(self, key: str, like: torch.Tensor) -> torch.Tensor:
+        """A tensor shaped like ``like``, allocated on first use and reused by later steps.
+
+        On CPU a fresh N×N temporary costs more than the arithmetic done in it: glibc returns freed
+        megabyte blocks to the kernel, so every step page-faults them in again (measured: a TAP step
+        at N = 512 took 2.4 ms with fresh temporaries and 1.3 ms with reused buffers).
+        """
+        found = self.workspace.get(key)
+        if found is None or found.shape != like.shape or found.dtype != like.dtype or found.device != like.device:
+            found = self.workspace[key] = torch.empty_like(like)
+        return found
 
 
 @dataclass
@@ -48,6 +62,14 @@ class StepOutput:
 def _set_diagonal(C: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     C.diagonal().copy_(values)
     return C
+
+
+Targets = tuple[torch.Tensor, torch.Tensor] | None
+
+
+def _targets(out: Targets, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (C, D) tensors a step writes into: the caller's ``out`` or two new ones."""
+    return out if out is not None else (torch.empty_like(like), torch.empty_like(like))
 
 
 # ------------------------------------------------------------------ formulas shared with predict.py
@@ -96,26 +118,40 @@ def plefka2_delayed_output(tanh_pair: torch.Tensor, m_p: torch.Tensor) -> tuple[
 
 # ------------------------------------------------------------------ one step of each method
 def step_nmf(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
-             settings: StepSettings) -> StepOutput:
-    """Plefka[t−1,t] order 1 (naive mean field): ``m = tanh g``, ``C = diag(A)``, ``D = A J A_p``."""
-    m = torch.tanh(h + J @ m_p)
+             settings: StepSettings, out: Targets = None) -> StepOutput:
+    """Plefka[t−1,t] order 1 (naive mean field): ``m = tanh g``, ``C = diag(A)``, ``D = A J A_p``.
+
+    Every kernel writes C and D into ``out`` when given (tensors shaped like J that alias none of
+    the inputs); the Plefka[t−1] and Plefka2[t] kernels ignore it and return new tensors.
+    """
+    m = torch.tanh(torch.addmv(h, J, m_p))
     A, A_p = 1.0 - m * m, 1.0 - m_p * m_p
-    return StepOutput(m, torch.diag(A), J * torch.outer(A, A_p))
+    C, D = _targets(out, J)
+    torch.mul(J, A_p, out=D).mul_(A[:, None])
+    return StepOutput(m, _set_diagonal(C.zero_(), A), D)
 
 
-def _tap_covariance(J: torch.Tensor, A: torch.Tensor, A_p: torch.Tensor) -> torch.Tensor:
-    """``C_ik = A_i A_k (J diag(A_p) Jᵀ)_ik = (X Xᵀ)_ik`` with ``X = diag(A) J diag(√A_p)``.
+def _tap_covariance_into(C: torch.Tensor, J: torch.Tensor, A: torch.Tensor, A_p: torch.Tensor,
+                         settings: StepSettings) -> torch.Tensor:
+    """``C_ik = A_i A_k (J diag(A_p) Jᵀ)_ik = (X Xᵀ)_ik`` with ``X = diag(A) J diag(√A_p)``, into ``C``.
 
     A BLAS ``syrk`` (half the flops) was measured against this on the 2-core benchmark machine and
     not adopted: SciPy's OpenBLAS threads and torch's OpenMP threads then compete for the cores
     (a 10x slowdown under load), and with one thread it was no faster than torch's product.
     """
-    X = J * torch.outer(A, A_p.clamp_min(0.0).sqrt())
-    return X @ X.T
+    X = torch.mul(J, A_p.clamp_min(0.0).sqrt(), out=settings.scratch("X", J)).mul_(A[:, None])
+    return torch.mm(X, X.T, out=C)
+
+
+def _tap_delayed_into(D: torch.Tensor, A: torch.Tensor, J: torch.Tensor, J_squared: torch.Tensor,
+                      A_p: torch.Tensor, m: torch.Tensor, m_p: torch.Tensor) -> torch.Tensor:
+    """:func:`tap_delayed` in place, as ``(A ⊗ A_p) ∘ (J + J∘J ∘ (2m ⊗ m_p))``."""
+    torch.mul(J_squared, m_p, out=D).mul_((2.0 * m)[:, None]).add_(J)
+    return D.mul_(A[:, None]).mul_(A_p)
 
 
 def step_tap(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
-             settings: StepSettings) -> StepOutput:
+             settings: StepSettings, out: Targets = None) -> StepOutput:
     """Plefka[t−1,t] order 2 (dynamical TAP).
 
     ``m = tanh(g − m V)`` with ``V_i = Σ_j J_ij² A_p,j``; ``C_ik = A_i A_k (J diag(A_p) Jᵀ)_ik``;
@@ -126,31 +162,36 @@ def step_tap(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Ten
     m, report = solve_tap_magnetisation(torch.addmv(h, J, m_p), J_squared @ A_p, m_p, tol=settings.tol,
                                         max_iter=settings.max_iter)
     A = 1.0 - m * m
-    return StepOutput(m, _set_diagonal(_tap_covariance(J, A, A_p), A), tap_delayed(A, J, A_p, m, m_p), report)
+    C, D = _targets(out, J)
+    _tap_covariance_into(C, J, A, A_p, settings)
+    return StepOutput(m, _set_diagonal(C, A), _tap_delayed_into(D, A, J, J_squared, A_p, m, m_p), report)
 
 
 def step_plefka_t(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
-                  settings: StepSettings) -> StepOutput:
+                  settings: StepSettings, out: Targets = None) -> StepOutput:
     """Plefka[t]: the reference keeps ``s_{t−1}``'s correlations.
 
     Order 1: ``m = tanh g``, ``C = diag(A)``, ``D = A (J C_p)``. Order 2: ``m = tanh(g − m M_ii)``,
     ``C_ik = A_i A_k M_ik``, ``D_il = A_i (J C_p)_il (1 + 2 m_i J_il m_p,l)``.
     """
-    g = h + J @ m_p
-    JC = J @ C_p
+    g = torch.addmv(h, J, m_p)
+    JC = torch.mm(J, C_p, out=settings.scratch("JC", J))
+    C, D = _targets(out, J)
     if settings.order == 1:
         m = torch.tanh(g)
         A = 1.0 - m * m
-        return StepOutput(m, torch.diag(A), JC.mul_(A[:, None]))
-    M = JC @ J.T
-    m, report = solve_tap_magnetisation(g, M.diagonal(), m_p, tol=settings.tol, max_iter=settings.max_iter)
+        return StepOutput(m, _set_diagonal(C.zero_(), A), torch.mul(JC, A[:, None], out=D))
+    M = torch.mm(JC, J.T, out=C)
+    m, report = solve_tap_magnetisation(g, M.diagonal().clone(), m_p, tol=settings.tol, max_iter=settings.max_iter)
     A = 1.0 - m * m
-    C = M.mul_(torch.outer(A, A))
-    return StepOutput(m, _set_diagonal(C, A), plefka_t_delayed(A, JC, J, m, m_p), report)
+    M.mul_(A[:, None]).mul_(A)  # C = M ∘ (A ⊗ A), in place
+    # plefka_t_delayed in place: D = A_i JC_il (1 + 2 m_i J_il m_p,l)
+    torch.mul(J, m_p, out=D).mul_((2.0 * m)[:, None]).add_(1.0).mul_(JC).mul_(A[:, None])
+    return StepOutput(m, _set_diagonal(C, A), D, report)
 
 
 def step_plefka_t1(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
-                   settings: StepSettings) -> StepOutput:
+                   settings: StepSettings, out: Targets = None) -> StepOutput:
     """Plefka[t−1]: Gaussian effective field ``u_i ~ N(g_i, Δ_i)``, ``Δ_i = Σ_j J_ij² A_p,j``.
 
     ``m_i = <tanh(g_i + z sqrt Δ_i)>``, ``D = diag(a) J C_p`` with ``a_i = <1 − tanh²>``, and
@@ -194,7 +235,7 @@ def _conditioned_tanh(g: torch.Tensor, coupling: torch.Tensor, m_p: torch.Tensor
 
 
 def step_plefka2_t(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: torch.Tensor, D_p: torch.Tensor,
-                   settings: StepSettings) -> StepOutput:
+                   settings: StepSettings, out: Targets = None) -> StepOutput:
     """Plefka2[t]: pairwise reference model (the 2021 paper's new method), orders 1 and 2.
 
     Order 2 is PHYSICS.md §2.4: the D-branch conditions on ``s_l,t−1 = ±1``, the C-branch on

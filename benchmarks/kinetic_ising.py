@@ -40,13 +40,18 @@ from spikefield.models.kinetic_ising import KineticIsing
 L2 = 1e-4
 
 
-def make_data(n_neurons: int, n_bins: int, seed: int = 0) -> tuple[sf.Raster, sf.Raster]:
-    """Asymmetric SK network near its order–disorder point (Js = 0.5, β = 1.35); train + held-out."""
+def make_data(n_neurons: int, n_bins: int, seed: int = 0, device: str = "cpu") -> tuple[sf.Raster, sf.Raster]:
+    """Asymmetric SK network near its order–disorder point (Js = 0.5, β = 1.35); train + held-out.
+
+    ``device="cuda"`` simulates on the GPU (the GPU section's N = 1000 and 8000 at T = 2^20 would
+    take many minutes on the CPU).
+    """
     h, J = sf.simulate.sk_couplings(n_neurons, J0=1.0, Js=0.5, H0=0.5, beta=1.35, seed=seed)
     n_trials = 10
-    train = sf.simulate.kinetic_ising(h, J, n_bins // n_trials, n_trials=n_trials, seed=seed + 1, burn_in=100)
+    train = sf.simulate.kinetic_ising(h, J, n_bins // n_trials, n_trials=n_trials, seed=seed + 1, burn_in=100,
+                                      device=device)
     test = sf.simulate.kinetic_ising(h, J, max(n_bins // 5 // n_trials, 1000), n_trials=n_trials, seed=seed + 2,
-                                     burn_in=100)
+                                     burn_in=100, device=device)
     return train, test
 
 
@@ -210,7 +215,7 @@ def gpu_section(quick: bool) -> None:
         return
     name = torch.cuda.get_device_name()
     n_neurons, n_bins = (200, 1 << 16) if quick else (1000, 1 << 20)
-    train, test = make_data(n_neurons, n_bins)
+    train, test = make_data(n_neurons, n_bins, device="cuda")
     for dtype in ("float32", "tf32"):
         times = []
         for _ in range(3):
@@ -228,7 +233,7 @@ def gpu_section(quick: bool) -> None:
     else:
         _nemos_peer(train, test)
     if not quick:
-        big, _ = make_data(8000, 1 << 20)
+        big, _ = make_data(8000, 1 << 20, device="cuda")
         torch.cuda.reset_peak_memory_stats()
         model = KineticIsing(l2=L2, device="cuda", dtype="tf32", max_iter=3).fit(big)
         print(f"N=8000 T=2^20 (3 iterations): peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")

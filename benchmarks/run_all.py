@@ -24,7 +24,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     parser.add_argument("--only", nargs="*", default=None, help="benchmark names (file stems) to run")
     args = parser.parse_args()
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_"))
+    # gpu.py is the device-session driver that calls the other scripts' GPU sections, not a benchmark.
+    scripts = sorted(p for p in HERE.glob("*.py")
+                     if p.name not in (Path(__file__).name, "gpu.py") and not p.name.startswith("_"))
     if args.only:
         scripts = [p for p in scripts if p.stem in args.only]
     failures = 0

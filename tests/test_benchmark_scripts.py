@@ -1,4 +1,4 @@
-"""The Fig.-3 reproduction script runs end to end on a small network and writes what it promises."""
+"""Benchmark scripts that are not run by CI in full: they work end to end on small inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "plefka2021.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPT = BENCHMARKS / "plefka2021.py"
 
 
 def test_plefka2021_script_writes_table_and_figures(tmp_path):
@@ -34,3 +37,20 @@ def test_plefka2021_script_rejects_an_even_grid(tmp_path):
     finished = subprocess.run([sys.executable, str(SCRIPT), "--n-betas", "4", "--out", str(tmp_path)],
                               capture_output=True, text=True, timeout=120)
     assert finished.returncode != 0 and "--n-betas must be odd" in finished.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the sections really run (minutes); see gpu.py")
+def test_gpu_driver_reports_skips_and_time_limits(tmp_path):
+    driver = BENCHMARKS / "gpu.py"
+    finished = subprocess.run([sys.executable, str(driver), "--out", str(tmp_path), "--only", "thermo", "meanfield"],
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    report = (tmp_path / "gpu-report.txt").read_text()
+    assert "CUDA not available" in report
+    assert "=== thermo: exit 0" in report and "thermo: skipped, CUDA is not available" in report
+    assert "=== meanfield: exit 0" in report
+    # A section that overruns its limit is stopped and reported; the run then exits non-zero.
+    stopped = subprocess.run([sys.executable, str(driver), "--out", str(tmp_path), "--only", "thermo",
+                              "--limit-scale", "1e-6"], capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 1
+    assert "=== thermo: stopped at its 0 s limit" in (tmp_path / "gpu-report.txt").read_text()

@@ -13,7 +13,8 @@ Peers:
 
 * a plain all-at-once torch pseudolikelihood (autograd + ``torch.optim.LBFGS``, strong-Wolfe,
   float64), the baseline named in issue 8 (full run only: it is slow);
-* ConIII 2.4.3 (Lee & Daniels 2019): ``Pseudo``, ``MPF`` and ``Enumerate``. It is not a
+* ConIII 2.4.3 (Lee & Daniels 2019): ``Pseudo``, ``MPF``, ``Enumerate``, ``MCH`` (Monte Carlo
+  histogram, next to our Boltzmann learning) and ``RegularizedMeanField`` (next to nMF). It is not a
   dependency of spikefield. Its wheel pins ``numpy<2``, which this environment does not have,
   so install it without dependencies, plus the two it needs that are missing::
 
@@ -131,8 +132,19 @@ def fit_coniii(spins: np.ndarray, method: str) -> tuple[np.ndarray, str]:
     coniii = import_coniii()
     n = spins.shape[1]
     sample = spins.astype(np.int64)
-    solver = {"pseudo": coniii.Pseudo, "mpf": coniii.MPF, "enumerate": coniii.Enumerate}[method](sample, iprint=False)
-    multipliers = solver.solve()
+    if method == "mch":
+        # The usage guide's settings (ConIII's notebook), with a 10x larger MCMC sample for accuracy.
+        solver = coniii.MCH(sample, sample_size=10_000, rng=np.random.RandomState(0), n_cpus=1,
+                            sampler_kw={"boost": True}, iprint=False)
+        multipliers = solver.solve(maxiter=40, custom_convergence_f=lambda i: {"maxdlamda": np.exp(-i / 5),
+                                                                               "eta": np.exp(-i / 5)})
+    elif method == "regularized-mean-field":
+        solver = coniii.RegularizedMeanField(sample, sample_size=100, rng=np.random.RandomState(0), n_cpus=1)
+        multipliers = solver.solve()
+    else:
+        solver = {"pseudo": coniii.Pseudo, "mpf": coniii.MPF, "enumerate": coniii.Enumerate}[method](sample,
+                                                                                                   iprint=False)
+        multipliers = solver.solve()
     J = np.zeros((n, n))
     J[np.triu_indices(n, 1)] = multipliers[n:]
     return J + J.T, ""
@@ -241,6 +253,8 @@ def section_methods(n: int, n_samples: int, *, coniii_max_n: int, timeout: float
         peers = (("pseudo", "pseudolikelihood"),) + ((("mpf", "mpf"),) if coniii_mpf else ())
         # ConIII's Enumerate needs a generated equation file; it ships them for N <= 9 only.
         peers += (("enumerate", "exact"),) if n <= 20 else ()
+        # ConIII's sampling solvers, next to our closest counterparts.
+        peers += (("mch", "boltzmann"), ("regularized-mean-field", "nmf"))
         for method, ours in peers:
             report(f"ConIII {method}", run_isolated("coniii", spins, method, timeout=timeout), J, walls.get(ours))
 

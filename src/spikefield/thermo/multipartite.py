@@ -554,31 +554,39 @@ def _flip_states(spins: torch.Tensor, flip_rows: torch.Tensor, chunk: slice, out
     return states.mul_(torch.gather(states, 2, own))
 
 
-def _inverse_hessians(spins: torch.Tensor, flip_rows: torch.Tensor, theta: torch.Tensor,
+def _inverse_hessians(spins: torch.Tensor, flip_rows: torch.Tensor, theta: torch.Tensor, usable: torch.Tensor,
                       spins_per_chunk: int = 5) -> torch.Tensor:
     """Per-spin inverse tilted covariances ``Cov_w(g_i)⁻¹`` (N, N, N), estimated on fixed flip subsamples.
 
     With ``y = s_i s``, ``g = -2 y`` and ``θ_i·g = -2 y·θ_i``; the covariance (the negative Hessian of
     spin i's objective) is ``4 (Σ w y yᵀ - μ μᵀ)``, ``μ = Σ w y``, with w the tilted weights
     ``∝ exp(-θ_i·g)`` renormalised on the subsample. θ_ii is fixed at 0, so that row and column are
-    replaced by the identity (its step is then ``∇_ii = 0``).
+    replaced by the identity (its step is then ``∇_ii = 0``). Spins that are not ``usable`` (too few
+    flips; never stepped) get the identity: a spin without flips has a zero covariance, which no
+    float32 ridge of this size keeps invertible.
     """
     n = theta.shape[0]
     inverse = torch.empty((n, n, n), dtype=theta.dtype, device=theta.device)
     eye = torch.eye(n, dtype=theta.dtype, device=theta.device)
     states, weighted = (torch.empty((spins_per_chunk * flip_rows.shape[1], n), dtype=theta.dtype,
                                     device=theta.device) for _ in range(2))
+    # Relative ridge: 1e-8 (float64), or ten ulps where the precision cannot resolve 1e-8 (float32).
+    ridge = max(1e-8, 10 * float(torch.finfo(theta.dtype).eps))
     for start in range(0, n, spins_per_chunk):
         spins_here = slice(start, min(start + spins_per_chunk, n))
         y = _flip_states(spins, flip_rows, spins_here, states)               # (c, m, N)
         weights = torch.softmax(2 * torch.bmm(y, theta[spins_here, :, None])[..., 0], dim=1)
         mean = torch.bmm(weights[:, None, :], y)[:, 0]                       # (c, N)
-        y_weighted = torch.mul(y, weights[..., None], out=weighted[:y.shape[0] * y.shape[1]].view(y.shape))
-        covariance = 4 * (torch.bmm(y.transpose(1, 2), y_weighted) - mean[:, :, None] * mean[:, None, :])
+        # Centred before the product: Σ w y yᵀ − μ μᵀ cancels catastrophically in float32 for
+        # nearly frozen neighbours (variance ≪ 1 next to ⟨y⟩² ≈ 1) and left singular matrices.
+        centred = y.sub_(mean[:, None, :])
+        centred_weighted = torch.mul(centred, weights[..., None], out=weighted[:y.shape[0] * y.shape[1]].view(y.shape))
+        covariance = 4 * torch.bmm(centred.transpose(1, 2), centred_weighted)
         keep = 1 - eye[spins_here]
         covariance = covariance * keep[:, :, None] * keep[:, None, :] + torch.diag_embed(eye[spins_here])
+        covariance[~usable[spins_here]] = eye
         scale = covariance.diagonal(dim1=1, dim2=2).mean(dim=1)
-        inverse[spins_here] = torch.linalg.inv(covariance + 1e-8 * scale[:, None, None] * eye)
+        inverse[spins_here] = torch.linalg.inv(covariance + ridge * scale[:, None, None] * eye)
     return inverse
 
 
@@ -613,7 +621,7 @@ def _fit_per_spin_newton(train: _MaskedSet, validation: _MaskedSet, usable: torc
     The spins' problems are separable, so each has its own step length and stops on its own:
     converged (predicted gain ``∇ᵀd/2`` at most ``tol`` relative to its objective),
     validation (no improvement for ``patience`` iterations), ``ln n_train`` (separable data), or
-    line_search (no ascent after 10 halvings).
+    line_search (no ascent after 10 halvings, even after one restart from steepest ascent).
     """
     n = train.spins.shape[1]
     flip_rows = _subsample_flips(train, hessian_rows, seed)
@@ -627,12 +635,14 @@ def _fit_per_spin_newton(train: _MaskedSet, validation: _MaskedSet, usable: torc
     # At θ = 0 every tilted weight is equal: objective 0, gradient 2⟨g⟩ (no pass over the data needed).
     objectives = torch.zeros(n, dtype=theta.dtype, device=theta.device)
     gradient = 2 * train.first_moment * (train.counts > 0)[:, None]
-    inverse = _inverse_hessians(train.spins, flip_rows, theta)
+    inverse = _inverse_hessians(train.spins, flip_rows, theta, usable)
+    eye = torch.eye(n, dtype=theta.dtype, device=theta.device)
+    restarted = torch.zeros(n, dtype=torch.bool, device=theta.device)
     n_iter = 0
     while bool(active.any()) and n_iter < max_iter:
         n_iter += 1
         if n_iter > 1 and refresh:
-            inverse = _inverse_hessians(train.spins, flip_rows, theta)
+            inverse = _inverse_hessians(train.spins, flip_rows, theta, usable)
         # Masked so θ_ii stays 0 (g_ii is a constant on flips of i, along which the objective is unbounded).
         direction = torch.bmm(inverse, (gradient * off_diagonal)[..., None])[..., 0] * active[:, None]
         slope = (gradient * direction).sum(dim=1)
@@ -653,6 +663,14 @@ def _fit_per_spin_newton(train: _MaskedSet, validation: _MaskedSet, usable: torc
                                                                     new_gradient[accept])
             pending &= ~accept
             step[pending] /= 2
+        # No step along the quasi-Newton direction helped (e.g. a near-singular start next to a nearly
+        # frozen neighbour): restart that spin once from steepest ascent, I/4 (the tilted covariance
+        # of g = -2y has unit-scale entries), as BFGS implementations do, before giving up on it.
+        retry = pending & ~restarted
+        if bool(retry.any()):
+            inverse[retry] = eye / 4
+            restarted |= retry
+            pending &= ~retry
         val, _ = validation.evaluate(theta, rows=active)
         improved = active & (val > best_val)
         best_val[improved], best_theta[improved] = val[improved], theta[improved]

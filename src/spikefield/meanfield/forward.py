@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike, NDArray
 from .._device import resolve_device
 from ..errors import ConvergenceWarning, ValidationError, did_you_mean
 from ._validation import as_dtype, as_params, canonical_method, positive_float, positive_int
-from .kernels import KERNELS, StepOutput, StepSettings
+from .kernels import KERNELS, WRITES_INTO_OUT, StepOutput, StepSettings
 from .quadrature import QUADRATURES, gauss_hermite_rule, reference_rule
 from .solvers import RootReport, default_tol
 
@@ -195,8 +195,9 @@ def _run_transient(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple, 
     largest = torch.zeros((), dtype=h.dtype, device=h.device)
     # On the CPU the kernels write C and D straight into the history rows; otherwise (and without
     # history) into two alternating device buffers, so a step never overwrites its own inputs.
+    writes = kernel in WRITES_INTO_OUT
     direct = keep_history and h.device.type == "cpu"
-    alternating = None if direct else [_pair_like(J), _pair_like(J)]
+    alternating = [_pair_like(J), _pair_like(J)] if writes and not direct else [None, None]
     with torch.no_grad():
         for t in range(steps):
             targets = (history[1][t], history[2][t]) if direct else alternating[t % 2]
@@ -262,7 +263,8 @@ def _run_stationary(kernel: Any, h: torch.Tensor, J: torch.Tensor, state: tuple,
     report, quad_error, change = RootReport(True, 0, 0.0), 0.0, np.inf
     m_p, C_p, D_p = state
     n_steps = 0
-    alternating = [_pair_like(J), _pair_like(J)]  # a step never writes over its own inputs
+    # A step never writes over its own inputs.
+    alternating = [_pair_like(J), _pair_like(J)] if kernel in WRITES_INTO_OUT else [None, None]
     with torch.no_grad():
         for n_steps in range(1, max_steps + 1):  # noqa: B007 - n_steps is reported after the loop
             out: StepOutput = kernel(h, J, m_p, C_p, D_p, settings, out=alternating[n_steps % 2])

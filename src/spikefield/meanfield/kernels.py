@@ -15,8 +15,8 @@ import torch
 from .quadrature import gaussian_expectation, hermite_coefficients, mehler_expectation, reference_pair_expectation
 from .solvers import RootReport, solve_tap_field, solve_tap_magnetisation, tanh_into
 
-__all__ = ["StepSettings", "StepOutput", "KERNELS", "tap_delayed", "plefka_t_delayed", "conditioned_fields",
-           "plefka2_delayed_terms", "plefka2_delayed_output"]
+__all__ = ["StepSettings", "StepOutput", "KERNELS", "WRITES_INTO_OUT", "tap_delayed", "plefka_t_delayed",
+           "conditioned_fields", "plefka2_delayed_terms", "plefka2_delayed_output"]
 
 
 @dataclass
@@ -265,3 +265,5 @@ def step_plefka2_t(h: torch.Tensor, J: torch.Tensor, m_p: torch.Tensor, C_p: tor
 
 KERNELS = {"nmf": step_nmf, "tap": step_tap, "plefka_t": step_plefka_t, "plefka_t1": step_plefka_t1,
            "plefka2_t": step_plefka2_t}
+# Kernels that write C and D into ``out``; the others return new tensors and need no buffers.
+WRITES_INTO_OUT = frozenset({step_nmf, step_tap, step_plefka_t})

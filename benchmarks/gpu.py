@@ -128,9 +128,10 @@ def boltzmann_fit(n: int, device: str, n_samples: int = 100_000) -> None:
     model = EquilibriumIsing(method="boltzmann", device=device, dtype="float32").fit(X)
     synchronize()
     seconds = time.perf_counter() - start
-    upper = np.triu_indices(n, 1)
-    r = float(np.corrcoef(J[upper], model.J_[upper])[0, 1])
-    rms = float(np.sqrt(np.mean((J[upper] - model.J_[upper]) ** 2)))
+    sys.path.insert(0, str(HERE))
+    from equilibrium_ising import accuracy
+
+    r, rms = accuracy(J, model.J_)
     print(f"  boltzmann {device} float32: {seconds:.1f} s, r {r:.4f}, rmsJ {rms:.4f}, iterations {model.n_iter_}, "
           f"converged {model.converged_}, " + ", ".join(f"{key} {model.diagnostics_[key]:.4g}" for key in
                                                           ("moment_error", "tolerance", "r_hat")), flush=True)
